@@ -1,0 +1,424 @@
+// The LB-IPAM allocator: plain maps, no API client. It takes pools and services as plain data
+// (inputs.ts) and keeps, for every managed service, the addresses it holds and why.
+//
+// Rules that keep addresses stable:
+// - A held address stays while it lies in a usable range of a pool that selects the service and
+//   still fits the request; it never moves because of an unrelated change.
+// - A rebuild (restart) first lets every service, oldest first, claim what its status says, then
+//   serves the services still wanting an address, oldest first. Live updates keep the same
+//   invariant (no waiting service could be served), so a rebuild reproduces the live state.
+import { familyName, formatIP, ipKey, type Family, type IP } from '../api/index.js';
+import type { ServiceInput, Slot } from './inputs.js';
+import { PoolTable, poolAllocatable, poolSelects, poolUsable, poolValid, type PoolState, type RangeState } from './pools.js';
+import type { PoolInput } from './inputs.js';
+import { sharingConflictWithAll } from './sharing.js';
+
+export const reasons = [
+  'satisfied',
+  'no_pool',
+  'pool_selector_mismatch',
+  'out_of_ips',
+  'already_allocated',
+  'already_allocated_incompatible_service',
+  'invalid_request',
+] as const;
+export type Reason = (typeof reasons)[number];
+
+export interface ServiceResult {
+  readonly ips: readonly string[];
+  readonly satisfied: boolean;
+  readonly reason: Reason;
+  readonly message: string;
+}
+
+export interface PoolResult {
+  readonly name: string;
+  readonly total: bigint;
+  readonly used: bigint;
+  readonly available: bigint;
+  readonly conflicting: boolean;
+  /** Set when the pool's spec is invalid: its errors. */
+  readonly invalid: string | undefined;
+  readonly message: string;
+}
+
+interface Holding {
+  readonly ip: IP;
+  readonly key: string;
+  /** Undefined for an address kept outside every known range while some pool is invalid. */
+  readonly range: RangeState | undefined;
+  readonly holders: Set<ServiceState>;
+}
+
+interface ServiceState {
+  readonly input: ServiceInput;
+  /** The holding filling each slot of the request. */
+  readonly slots: (Holding | undefined)[];
+  /** What an invalid request keeps holding: it cannot be matched to slots, and is never dropped for that. */
+  readonly kept: Holding[];
+  result: ServiceResult;
+}
+
+type Pick = { ok: true; ip: IP; range: RangeState | undefined; note: string } | { ok: false; reason: Reason; message: string };
+
+const byAge = (a: ServiceState, b: ServiceState): number =>
+  a.input.created < b.input.created ? -1 : a.input.created > b.input.created ? 1 : a.input.key < b.input.key ? -1 : a.input.key > b.input.key ? 1 : 0;
+
+const slotAccepts = (slot: Slot, ip: IP): boolean =>
+  'ip' in slot ? slot.ip.family === ip.family && slot.ip.value === ip.value : slot.families.includes(ip.family);
+
+const sameResult = (a: ServiceResult | undefined, b: ServiceResult | undefined): boolean =>
+  a === b ||
+  (a !== undefined &&
+    b !== undefined &&
+    a.satisfied === b.satisfied &&
+    a.reason === b.reason &&
+    a.message === b.message &&
+    a.ips.join() === b.ips.join());
+
+const pending: ServiceResult = { ips: [], satisfied: false, reason: 'out_of_ips', message: 'not yet processed' };
+
+export class Allocator {
+  private table: PoolTable;
+  private readonly services = new Map<string, ServiceState>();
+  private readonly holdings = new Map<string, Holding>();
+  /** Sharing key to the holdings whose holders use it. */
+  private readonly shared = new Map<string, Set<Holding>>();
+  /** Services with an unfilled slot and a valid request. */
+  private readonly waiting = new Set<ServiceState>();
+  private changed = new Set<string>();
+
+  /** Builds the state from pools and services, honouring each service's status as its claim. */
+  constructor(pools: readonly PoolInput[] = [], services: readonly ServiceInput[] = []) {
+    this.table = new PoolTable(pools);
+    const states = services.filter((s) => s.managed).map((input) => this.newState(input));
+    this.rebuild(states.map((s) => [s, s.input.held] as const));
+  }
+
+  // ---- reading -------------------------------------------------------------------------------
+
+  result(key: string): ServiceResult | undefined {
+    return this.services.get(key)?.result;
+  }
+
+  /** Every managed service's result, by namespace/name. */
+  results(): Map<string, ServiceResult> {
+    return new Map([...this.services].map(([k, s]) => [k, s.result]));
+  }
+
+  /** Keys whose result changed (or that were removed) since the last call. */
+  drainChanged(): string[] {
+    const out = [...this.changed].sort();
+    this.changed = new Set();
+    return out;
+  }
+
+  pools(): PoolResult[] {
+    return this.table.pools.map((p) => {
+      const used = p.ranges.reduce((n, r) => n + r.allocated.size, 0n);
+      const invalid = poolValid(p) ? undefined : p.input.errors.join('; ');
+      const state = invalid
+        ? `invalid: ${invalid}; no new allocations, existing ones kept`
+        : p.conflict
+          ? `conflicting: ${p.conflict}; its blocks are not used`
+          : p.input.disabled
+            ? 'disabled: no new allocations'
+            : 'ok';
+      return {
+        name: p.input.name,
+        total: p.total,
+        used,
+        available: p.total - used,
+        conflicting: p.conflict !== undefined,
+        invalid,
+        message: state,
+      };
+    });
+  }
+
+  // ---- changes -------------------------------------------------------------------------------
+
+  /** Replaces the set of pools. Rare, so it rebuilds: every holder re-claims what it holds. */
+  setPools(pools: readonly PoolInput[]): void {
+    this.table = new PoolTable(pools);
+    const states = [...this.services.values()];
+    const claims = states.map((s) => [this.newState(s.input), this.heldIPs(s)] as const);
+    this.holdings.clear();
+    this.shared.clear();
+    this.waiting.clear();
+    this.services.clear();
+    const before = new Map(states.map((s) => [s.input.key, s.result]));
+    this.rebuild(claims, before);
+  }
+
+  /** Adds, changes or (when it is no longer managed) removes a service. */
+  upsertService(input: ServiceInput): void {
+    const prev = this.services.get(input.key);
+    const claims = prev ? this.heldIPs(prev) : input.held;
+    const released = prev ? this.releaseAll(prev) : [];
+    if (!input.managed) {
+      this.services.delete(input.key);
+      if (prev) this.changed.add(input.key);
+    } else {
+      const s = this.newState(input);
+      this.services.set(input.key, s);
+      this.claim(s, claims);
+      this.acquire(s);
+      this.finish(s, prev?.result);
+    }
+    this.retryIfFreed(released);
+  }
+
+  deleteService(key: string): void {
+    const prev = this.services.get(key);
+    if (!prev) return;
+    const released = this.releaseAll(prev);
+    this.services.delete(key);
+    this.changed.add(key);
+    this.retryIfFreed(released);
+  }
+
+  // ---- internals -----------------------------------------------------------------------------
+
+  private newState(input: ServiceInput): ServiceState {
+    return { input, slots: input.slots.map(() => undefined), kept: [], result: pending };
+  }
+
+  private heldIPs(s: ServiceState): IP[] {
+    return [...s.slots, ...s.kept].filter((h) => h !== undefined).map((h) => h.ip);
+  }
+
+  private rebuild(claims: readonly (readonly [ServiceState, readonly IP[]])[], before?: Map<string, ServiceResult>): void {
+    const ordered = [...claims].sort((a, b) => byAge(a[0], b[0]));
+    for (const [s] of ordered) this.services.set(s.input.key, s);
+    for (const [s, ips] of ordered) this.claim(s, ips);
+    for (const [s] of ordered) {
+      this.acquire(s);
+      this.finish(s, before?.get(s.input.key));
+    }
+    for (const key of before?.keys() ?? []) if (!this.services.has(key)) this.changed.add(key);
+  }
+
+  /** Why `s` may not keep `ip`, or undefined when it may. */
+  private holdProblem(s: ServiceState, ip: IP): string | undefined {
+    const range = this.table.lookup(ip);
+    if (range) {
+      if (!poolSelects(range.pool, s.input)) return `pool ${range.pool.input.name} does not select it`;
+    } else if (!this.table.anyInvalid) {
+      return 'not in a usable pool range';
+    }
+    const holding = this.holdings.get(ipKey(ip));
+    if (holding && holding.holders.size > 0) {
+      return sharingConflictWithAll(s.input, [...holding.holders].map((h) => h.input));
+    }
+    return undefined;
+  }
+
+  /** Keeps each claimed address that is still valid for the service, slot by slot. */
+  private claim(s: ServiceState, ips: readonly IP[]): void {
+    for (const ip of ips) {
+      if (this.holdProblem(s, ip) !== undefined) continue;
+      if (s.input.error !== undefined) {
+        if (!s.kept.some((h) => h.ip.value === ip.value && h.ip.family === ip.family)) s.kept.push(this.hold(s, ip, this.table.lookup(ip)));
+        continue;
+      }
+      const i = s.input.slots.findIndex((slot, j) => s.slots[j] === undefined && slotAccepts(slot, ip));
+      if (i >= 0) s.slots[i] = this.hold(s, ip, this.table.lookup(ip));
+    }
+  }
+
+  private hold(s: ServiceState, ip: IP, range: RangeState | undefined): Holding {
+    const key = ipKey(ip);
+    let h = this.holdings.get(key);
+    if (!h) {
+      h = { ip, key, range, holders: new Set() };
+      this.holdings.set(key, h);
+      range?.allocated.add(ip.value);
+    }
+    h.holders.add(s);
+    const sharingKey = s.input.sharing?.key;
+    if (sharingKey !== undefined) {
+      let set = this.shared.get(sharingKey);
+      if (!set) this.shared.set(sharingKey, (set = new Set()));
+      set.add(h);
+    }
+    return h;
+  }
+
+  /** Drops every holding of `s`; returns the keys whose last holder it was. */
+  private releaseAll(s: ServiceState): string[] {
+    const released: string[] = [];
+    for (const h of [...s.slots, ...s.kept]) {
+      if (!h) continue;
+      h.holders.delete(s);
+      if (h.holders.size > 0) continue;
+      this.holdings.delete(h.key);
+      h.range?.allocated.delete(h.ip.value);
+      const sharingKey = s.input.sharing?.key;
+      if (sharingKey !== undefined) {
+        const set = this.shared.get(sharingKey);
+        set?.delete(h);
+        if (set?.size === 0) this.shared.delete(sharingKey);
+      }
+      released.push(h.key);
+    }
+    this.waiting.delete(s);
+    return released;
+  }
+
+  /** When an address really became free, services waiting for one get their turn, oldest first. */
+  private retryIfFreed(released: readonly string[]): void {
+    if (!released.some((k) => !this.holdings.has(k)) || this.waiting.size === 0) return;
+    for (const s of [...this.waiting].sort(byAge)) {
+      const before = s.result;
+      this.acquire(s);
+      this.finish(s, before);
+    }
+  }
+
+  /** Fills the service's empty slots: all at once (need `all`) or each on its own (need `any`). */
+  private acquire(s: ServiceState): void {
+    const { input } = s;
+    if (input.error !== undefined) {
+      s.result = {
+        ips: s.kept.map((h) => formatIP(h.ip)),
+        satisfied: false,
+        reason: 'invalid_request',
+        message: input.error + (s.kept.length > 0 ? '; keeping the addresses it holds' : ''),
+      };
+      return;
+    }
+    const notes: string[] = [];
+    const failures: { reason: Reason; message: string }[] = [];
+    const empty = input.slots.map((_, i) => i).filter((i) => s.slots[i] === undefined);
+    const picks = empty.map((i) => [i, this.pick(s, input.slots[i]!)] as const);
+    const failed = picks.filter(([, p]) => !p.ok);
+    for (const [, p] of failed) if (!p.ok) failures.push({ reason: p.reason, message: p.message });
+    if (input.need === 'any' || failed.length === 0) {
+      for (const [i, p] of picks) {
+        if (!p.ok) continue;
+        s.slots[i] = this.hold(s, p.ip, p.range);
+        if (p.note) notes.push(p.note);
+      }
+    }
+    const filled = s.slots.filter((h) => h !== undefined);
+    if (filled.length < s.slots.length) this.waiting.add(s);
+    else this.waiting.delete(s);
+    const ips = filled.map((h) => formatIP(h.ip));
+    const satisfied = input.need === 'any' ? filled.length > 0 : failures.length === 0;
+    if (satisfied) {
+      const missing = failures.map((f) => `; not dual-stack yet: ${f.message}`).join('');
+      s.result = { ips, satisfied, reason: 'satisfied', message: `assigned ${this.describe(s)}${notes.join('')}${missing}` };
+    } else {
+      const first = failures[0]!;
+      s.result = { ips, satisfied, reason: first.reason, message: failures.map((f) => f.message).join('; ') };
+    }
+  }
+
+  private describe(s: ServiceState): string {
+    return s.slots
+      .filter((h) => h !== undefined)
+      .map((h) => {
+        const others = [...h.holders].filter((o) => o !== s).map((o) => o.input.key).sort();
+        const from = h.range ? `from pool ${h.range.pool.input.name}` : 'kept while a pool is invalid';
+        return `${formatIP(h.ip)} ${from}${others.length > 0 ? ` shared with ${others.join(', ')}` : ''}`;
+      })
+      .join(', ');
+  }
+
+  private finish(s: ServiceState, before: ServiceResult | undefined): void {
+    if (!sameResult(before, s.result)) this.changed.add(s.input.key);
+  }
+
+  private pick(s: ServiceState, slot: Slot): Pick {
+    return 'ip' in slot ? this.pickRequested(s, slot.ip) : this.pickAny(s, slot.families);
+  }
+
+  private pickRequested(s: ServiceState, ip: IP): Pick {
+    const text = formatIP(ip);
+    const range = this.table.lookup(ip);
+    if (!range) return { ok: false, reason: 'no_pool', message: `requested IP ${text} is not in any usable pool` };
+    const pool = range.pool;
+    if (!poolSelects(pool, s.input)) {
+      const why = s.input.pool !== undefined && s.input.pool !== pool.input.name ? `not the named pool ${s.input.pool}` : 'its selector does not match';
+      return { ok: false, reason: 'pool_selector_mismatch', message: `requested IP ${text} is in pool ${pool.input.name}, ${why}` };
+    }
+    if (pool.input.disabled) return { ok: false, reason: 'no_pool', message: `requested IP ${text} is in disabled pool ${pool.input.name}` };
+    const holding = this.holdings.get(ipKey(ip));
+    if (holding && holding.holders.size > 0) {
+      const holders = [...holding.holders].map((h) => h.input);
+      const conflict = sharingConflictWithAll(s.input, holders);
+      if (conflict === undefined) return { ok: true, ip, range, note: '' };
+      const sameKey = s.input.sharing !== undefined && holders.every((h) => h.sharing?.key === s.input.sharing?.key);
+      return {
+        ok: false,
+        reason: sameKey ? 'already_allocated_incompatible_service' : 'already_allocated',
+        message: `requested IP ${text} is held by ${holders.map((h) => h.key).sort().join(', ')}: ${conflict}`,
+      };
+    }
+    return { ok: true, ip, range, note: '' };
+  }
+
+  private pickAny(s: ServiceState, families: readonly Family[]): Pick {
+    const failures: { reason: Reason; message: string }[] = [];
+    for (const family of families) {
+      const notSharing: string[] = [];
+      const shared = this.pickShared(s, family, notSharing);
+      const note = notSharing.length > 0 ? `; not shared: ${notSharing.join('; ')}` : '';
+      if (shared) return { ok: true, ip: shared.ip, range: shared.range, note: '' };
+      for (const pool of this.table.pools) {
+        if (!poolAllocatable(pool) || !poolSelects(pool, s.input)) continue;
+        for (const r of pool.ranges) {
+          if (r.range.family !== family) continue;
+          const free = r.allocated.lowestFree();
+          if (free !== undefined) return { ok: true, ip: { family, value: free }, range: r, note };
+        }
+      }
+      failures.push(this.whyNoAddress(s, family, note));
+    }
+    const first = failures[0]!;
+    return { ok: false, reason: first.reason, message: failures.map((f) => f.message).join('; ') };
+  }
+
+  /** The best address already used by compatible services with the same sharing key. */
+  private pickShared(s: ServiceState, family: Family, notSharing: string[]): Holding | undefined {
+    const key = s.input.sharing?.key;
+    if (key === undefined) return undefined;
+    let best: Holding | undefined;
+    for (const h of this.shared.get(key) ?? []) {
+      if (h.ip.family !== family || !h.range) continue;
+      const pool = h.range.pool;
+      if (!poolAllocatable(pool) || !poolSelects(pool, s.input)) continue;
+      const conflict = sharingConflictWithAll(s.input, [...h.holders].map((o) => o.input));
+      if (conflict !== undefined) {
+        notSharing.push(`${formatIP(h.ip)}: ${conflict}`);
+        continue;
+      }
+      const order = (p: PoolState) => this.table.pools.indexOf(p);
+      if (!best || order(pool) < order(best.range!.pool) || (pool === best.range!.pool && h.ip.value < best.ip.value)) best = h;
+    }
+    return best;
+  }
+
+  /** The most useful explanation of why no pool gave an address of this family. */
+  private whyNoAddress(s: ServiceState, family: Family, note: string): { reason: Reason; message: string } {
+    const fam = familyName(family);
+    const named = s.input.pool;
+    if (named !== undefined) {
+      const pool = this.table.byName.get(named);
+      if (!pool) return { reason: 'no_pool', message: `pool ${named} (annotation) does not exist` };
+      if (!poolUsable(pool)) return { reason: 'no_pool', message: `pool ${named} is ${pool.conflict ? 'conflicting' : 'invalid'}` };
+    }
+    const ofFamily = this.table.pools.filter((p) => poolUsable(p) && p.ranges.some((r) => r.range.family === family));
+    if (ofFamily.length === 0) return { reason: 'no_pool', message: `no usable pool has ${fam} addresses${note}` };
+    const selecting = ofFamily.filter((p) => poolSelects(p, s.input));
+    if (selecting.length === 0) {
+      const which = named !== undefined ? `pool ${named} has no ${fam} addresses or its selector does not match` : `no ${fam} pool selects this service`;
+      return { reason: 'pool_selector_mismatch', message: `${which}${note}` };
+    }
+    const enabled = selecting.filter((p) => !p.input.disabled);
+    const names = (ps: PoolState[]) => ps.map((p) => p.input.name).join(', ');
+    if (enabled.length === 0) return { reason: 'no_pool', message: `every ${fam} pool selecting this service is disabled: ${names(selecting)}${note}` };
+    return { reason: 'out_of_ips', message: `no free ${fam} address in pool ${names(enabled)}${note}` };
+  }
+}
