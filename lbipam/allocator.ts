@@ -56,10 +56,19 @@ interface ServiceState {
   readonly slots: (Holding | undefined)[];
   /** What an invalid request keeps holding: it cannot be matched to slots, and is never dropped for that. */
   readonly kept: Holding[];
+  /** Why the empty slots could not be filled at the last attempt. */
+  failures: Failure[];
   result: ServiceResult;
 }
 
-type Pick = { ok: true; ip: IP; range: RangeState | undefined; note: string } | { ok: false; reason: Reason; message: string };
+interface Failure {
+  readonly reason: Reason;
+  readonly message: string;
+  /** No usable pool has this family at all: the least telling reason when another family was tried. */
+  readonly familyAbsent?: boolean;
+}
+
+type Pick = { ok: true; ip: IP; range: RangeState | undefined } | ({ ok: false } & Failure);
 
 const byAge = (a: ServiceState, b: ServiceState): number =>
   a.input.created < b.input.created ? -1 : a.input.created > b.input.created ? 1 : a.input.key < b.input.key ? -1 : a.input.key > b.input.key ? 1 : 0;
@@ -84,6 +93,8 @@ export class Allocator {
   private readonly holdings = new Map<string, Holding>();
   /** Sharing key to the holdings whose holders use it. */
   private readonly shared = new Map<string, Set<Holding>>();
+  /** Sharing key to the services that carry it: their messages mention each other. */
+  private readonly groups = new Map<string, Set<ServiceState>>();
   /** Services with an unfilled slot and a valid request. */
   private readonly waiting = new Set<ServiceState>();
   private changed = new Set<string>();
@@ -101,9 +112,9 @@ export class Allocator {
     return this.services.get(key)?.result;
   }
 
-  /** Every managed service's result, by namespace/name. */
+  /** Every managed service's result, by namespace/name, in key order. */
   results(): Map<string, ServiceResult> {
-    return new Map([...this.services].map(([k, s]) => [k, s.result]));
+    return new Map([...this.services.keys()].sort().map((k) => [k, this.services.get(k)!.result]));
   }
 
   /** Keys whose result changed (or that were removed) since the last call. */
@@ -143,10 +154,8 @@ export class Allocator {
     this.table = new PoolTable(pools);
     const states = [...this.services.values()];
     const claims = states.map((s) => [this.newState(s.input), this.heldIPs(s)] as const);
-    this.holdings.clear();
-    this.shared.clear();
+    for (const m of [this.holdings, this.shared, this.groups, this.services]) m.clear();
     this.waiting.clear();
-    this.services.clear();
     const before = new Map(states.map((s) => [s.input.key, s.result]));
     this.rebuild(claims, before);
   }
@@ -155,33 +164,30 @@ export class Allocator {
   upsertService(input: ServiceInput): void {
     const prev = this.services.get(input.key);
     const claims = prev ? this.heldIPs(prev) : input.held;
-    const released = prev ? this.releaseAll(prev) : [];
-    if (!input.managed) {
-      this.services.delete(input.key);
-      if (prev) this.changed.add(input.key);
-    } else {
+    const released = prev ? this.remove(prev) : [];
+    if (input.managed) {
       const s = this.newState(input);
-      this.services.set(input.key, s);
+      this.add(s);
       this.claim(s, claims);
       this.acquire(s);
-      this.finish(s, prev?.result);
+    } else if (prev) {
+      this.changed.add(input.key);
     }
-    this.retryIfFreed(released);
+    this.settle(released, [prev?.input.sharing?.key, input.sharing?.key], new Map([[input.key, prev?.result ?? pending]]));
   }
 
   deleteService(key: string): void {
     const prev = this.services.get(key);
     if (!prev) return;
-    const released = this.releaseAll(prev);
-    this.services.delete(key);
+    const released = this.remove(prev);
     this.changed.add(key);
-    this.retryIfFreed(released);
+    this.settle(released, [prev.input.sharing?.key], new Map());
   }
 
   // ---- internals -----------------------------------------------------------------------------
 
   private newState(input: ServiceInput): ServiceState {
-    return { input, slots: input.slots.map(() => undefined), kept: [], result: pending };
+    return { input, slots: input.slots.map(() => undefined), kept: [], failures: [], result: pending };
   }
 
   private heldIPs(s: ServiceState): IP[] {
@@ -190,13 +196,55 @@ export class Allocator {
 
   private rebuild(claims: readonly (readonly [ServiceState, readonly IP[]])[], before?: Map<string, ServiceResult>): void {
     const ordered = [...claims].sort((a, b) => byAge(a[0], b[0]));
-    for (const [s] of ordered) this.services.set(s.input.key, s);
+    for (const [s] of ordered) this.add(s);
     for (const [s, ips] of ordered) this.claim(s, ips);
-    for (const [s] of ordered) {
-      this.acquire(s);
-      this.finish(s, before?.get(s.input.key));
-    }
+    for (const [s] of ordered) this.acquire(s);
+    for (const [s] of ordered) this.refresh(s, before?.get(s.input.key));
     for (const key of before?.keys() ?? []) if (!this.services.has(key)) this.changed.add(key);
+  }
+
+  private add(s: ServiceState): void {
+    this.services.set(s.input.key, s);
+    const key = s.input.sharing?.key;
+    if (key === undefined) return;
+    let group = this.groups.get(key);
+    if (!group) this.groups.set(key, (group = new Set()));
+    group.add(s);
+  }
+
+  /** Forgets a service and drops its holdings; returns the address keys it held. */
+  private remove(s: ServiceState): string[] {
+    this.services.delete(s.input.key);
+    const key = s.input.sharing?.key;
+    if (key !== undefined) {
+      const group = this.groups.get(key);
+      group?.delete(s);
+      if (group?.size === 0) this.groups.delete(key);
+    }
+    return this.releaseAll(s);
+  }
+
+  /**
+   * After one service changed: if an address became free, or sharing options changed, the
+   * waiting services get their turn, oldest first; then the results that may read differently
+   * (the changed service, its sharing groups, the retried) are recomputed.
+   */
+  private settle(released: readonly string[], sharingKeys: readonly (string | undefined)[], before: Map<string, ServiceResult>): void {
+    const keys = sharingKeys.filter((k) => k !== undefined);
+    const freed = released.some((k) => !this.holdings.has(k));
+    const touched = new Set<ServiceState>();
+    if ((freed || keys.length > 0) && this.waiting.size > 0) {
+      for (const s of [...this.waiting].sort(byAge)) {
+        this.acquire(s);
+        touched.add(s);
+      }
+    }
+    for (const key of keys) for (const s of this.groups.get(key) ?? []) touched.add(s);
+    for (const key of before.keys()) {
+      const s = this.services.get(key);
+      if (s) touched.add(s);
+    }
+    for (const s of touched) this.refresh(s, before.get(s.input.key) ?? s.result);
   }
 
   /** Why `s` may not keep `ip`, or undefined when it may. */
@@ -266,68 +314,68 @@ export class Allocator {
     return released;
   }
 
-  /** When an address really became free, services waiting for one get their turn, oldest first. */
-  private retryIfFreed(released: readonly string[]): void {
-    if (!released.some((k) => !this.holdings.has(k)) || this.waiting.size === 0) return;
-    for (const s of [...this.waiting].sort(byAge)) {
-      const before = s.result;
-      this.acquire(s);
-      this.finish(s, before);
-    }
-  }
-
   /** Fills the service's empty slots: all at once (need `all`) or each on its own (need `any`). */
   private acquire(s: ServiceState): void {
     const { input } = s;
+    s.failures = [];
+    if (input.error !== undefined) return;
+    const empty = input.slots.map((_, i) => i).filter((i) => s.slots[i] === undefined);
+    const picks = empty.map((i) => [i, this.pick(s, input.slots[i]!)] as const);
+    for (const [, p] of picks) if (!p.ok) s.failures.push(p);
+    if (input.need === 'any' || s.failures.length === 0) {
+      for (const [i, p] of picks) if (p.ok) s.slots[i] = this.hold(s, p.ip, p.range);
+    }
+    if (s.slots.includes(undefined)) this.waiting.add(s);
+    else this.waiting.delete(s);
+  }
+
+  /** Recomputes the service's result from the current state; records a change. */
+  private refresh(s: ServiceState, before: ServiceResult | undefined): void {
+    s.result = this.resultOf(s);
+    if (!sameResult(before, s.result)) this.changed.add(s.input.key);
+  }
+
+  /** The result is a function of the current state only, so a rebuild reads the same. */
+  private resultOf(s: ServiceState): ServiceResult {
+    const { input } = s;
     if (input.error !== undefined) {
-      s.result = {
+      return {
         ips: s.kept.map((h) => formatIP(h.ip)),
         satisfied: false,
         reason: 'invalid_request',
         message: input.error + (s.kept.length > 0 ? '; keeping the addresses it holds' : ''),
       };
-      return;
-    }
-    const notes: string[] = [];
-    const failures: { reason: Reason; message: string }[] = [];
-    const empty = input.slots.map((_, i) => i).filter((i) => s.slots[i] === undefined);
-    const picks = empty.map((i) => [i, this.pick(s, input.slots[i]!)] as const);
-    const failed = picks.filter(([, p]) => !p.ok);
-    for (const [, p] of failed) if (!p.ok) failures.push({ reason: p.reason, message: p.message });
-    if (input.need === 'any' || failed.length === 0) {
-      for (const [i, p] of picks) {
-        if (!p.ok) continue;
-        s.slots[i] = this.hold(s, p.ip, p.range);
-        if (p.note) notes.push(p.note);
-      }
     }
     const filled = s.slots.filter((h) => h !== undefined);
-    if (filled.length < s.slots.length) this.waiting.add(s);
-    else this.waiting.delete(s);
     const ips = filled.map((h) => formatIP(h.ip));
-    const satisfied = input.need === 'any' ? filled.length > 0 : failures.length === 0;
-    if (satisfied) {
-      const missing = failures.map((f) => `; not dual-stack yet: ${f.message}`).join('');
-      s.result = { ips, satisfied, reason: 'satisfied', message: `assigned ${this.describe(s)}${notes.join('')}${missing}` };
-    } else {
-      const first = failures[0]!;
-      s.result = { ips, satisfied, reason: first.reason, message: failures.map((f) => f.message).join('; ') };
+    const satisfied = input.need === 'any' ? filled.length > 0 : s.failures.length === 0 && filled.length === s.slots.length;
+    const failures = s.failures.map((f) => f.message);
+    if (!satisfied) {
+      const reason = s.failures[0]?.reason ?? 'out_of_ips';
+      return { ips, satisfied, reason, message: failures.join('; ') || 'waiting for an address' };
     }
-  }
-
-  private describe(s: ServiceState): string {
-    return s.slots
-      .filter((h) => h !== undefined)
-      .map((h) => {
-        const others = [...h.holders].filter((o) => o !== s).map((o) => o.input.key).sort();
-        const from = h.range ? `from pool ${h.range.pool.input.name}` : 'kept while a pool is invalid';
-        return `${formatIP(h.ip)} ${from}${others.length > 0 ? ` shared with ${others.join(', ')}` : ''}`;
-      })
+    const assigned = filled
+      .map((h) => `${formatIP(h.ip)} ${h.range ? `from pool ${h.range.pool.input.name}` : '(kept while a pool is invalid)'}`)
       .join(', ');
+    const sharing = input.sharing ? ` (sharing key ${input.sharing.key})${this.notSharedWith(s)}` : '';
+    const missing = failures.length > 0 ? `; not dual-stack: ${failures.join('; ')}` : '';
+    return { ips, satisfied, reason: 'satisfied', message: `assigned ${assigned}${sharing}${missing}` };
   }
 
-  private finish(s: ServiceState, before: ServiceResult | undefined): void {
-    if (!sameResult(before, s.result)) this.changed.add(s.input.key);
+  /** Why a service with a sharing key does not share the other addresses used under its key. */
+  private notSharedWith(s: ServiceState): string {
+    const key = s.input.sharing!.key;
+    const mine = new Set(s.slots);
+    const reasons: string[] = [];
+    for (const h of this.shared.get(key) ?? []) {
+      if (mine.has(h) || !s.input.slots.some((slot) => !('ip' in slot) && slot.families.includes(h.ip.family))) continue;
+      const conflict = sharingConflictWithAll(s.input, [...h.holders].map((o) => o.input));
+      if (conflict !== undefined) reasons.push(`${formatIP(h.ip)}: ${conflict}`);
+    }
+    if (reasons.length === 0) return '';
+    reasons.sort();
+    const more = reasons.length > 3 ? ` and ${reasons.length - 3} more` : '';
+    return `; not shared with ${reasons.slice(0, 3).join('; ')}${more}`;
   }
 
   private pick(s: ServiceState, slot: Slot): Pick {
@@ -348,7 +396,7 @@ export class Allocator {
     if (holding && holding.holders.size > 0) {
       const holders = [...holding.holders].map((h) => h.input);
       const conflict = sharingConflictWithAll(s.input, holders);
-      if (conflict === undefined) return { ok: true, ip, range, note: '' };
+      if (conflict === undefined) return { ok: true, ip, range };
       const sameKey = s.input.sharing !== undefined && holders.every((h) => h.sharing?.key === s.input.sharing?.key);
       return {
         ok: false,
@@ -356,32 +404,32 @@ export class Allocator {
         message: `requested IP ${text} is held by ${holders.map((h) => h.key).sort().join(', ')}: ${conflict}`,
       };
     }
-    return { ok: true, ip, range, note: '' };
+    return { ok: true, ip, range };
   }
 
   private pickAny(s: ServiceState, families: readonly Family[]): Pick {
-    const failures: { reason: Reason; message: string }[] = [];
+    const failures: Failure[] = [];
     for (const family of families) {
-      const notSharing: string[] = [];
-      const shared = this.pickShared(s, family, notSharing);
-      const note = notSharing.length > 0 ? `; not shared: ${notSharing.join('; ')}` : '';
-      if (shared) return { ok: true, ip: shared.ip, range: shared.range, note: '' };
+      const shared = this.pickShared(s, family);
+      if (shared) return { ok: true, ip: shared.ip, range: shared.range };
       for (const pool of this.table.pools) {
         if (!poolAllocatable(pool) || !poolSelects(pool, s.input)) continue;
         for (const r of pool.ranges) {
           if (r.range.family !== family) continue;
           const free = r.allocated.lowestFree();
-          if (free !== undefined) return { ok: true, ip: { family, value: free }, range: r, note };
+          if (free !== undefined) return { ok: true, ip: { family, value: free }, range: r };
         }
       }
-      failures.push(this.whyNoAddress(s, family, note));
+      failures.push(this.whyNoAddress(s, family));
     }
-    const first = failures[0]!;
-    return { ok: false, reason: first.reason, message: failures.map((f) => f.message).join('; ') };
+    // For "either family", explain the families that have pools; one without any says little.
+    const telling = failures.filter((f) => !f.familyAbsent);
+    const shown = telling.length > 0 ? telling : failures;
+    return { ok: false, reason: shown[0]!.reason, message: [...new Set(shown.map((f) => f.message))].join('; ') };
   }
 
   /** The best address already used by compatible services with the same sharing key. */
-  private pickShared(s: ServiceState, family: Family, notSharing: string[]): Holding | undefined {
+  private pickShared(s: ServiceState, family: Family): Holding | undefined {
     const key = s.input.sharing?.key;
     if (key === undefined) return undefined;
     let best: Holding | undefined;
@@ -390,10 +438,7 @@ export class Allocator {
       const pool = h.range.pool;
       if (!poolAllocatable(pool) || !poolSelects(pool, s.input)) continue;
       const conflict = sharingConflictWithAll(s.input, [...h.holders].map((o) => o.input));
-      if (conflict !== undefined) {
-        notSharing.push(`${formatIP(h.ip)}: ${conflict}`);
-        continue;
-      }
+      if (conflict !== undefined) continue;
       const order = (p: PoolState) => this.table.pools.indexOf(p);
       if (!best || order(pool) < order(best.range!.pool) || (pool === best.range!.pool && h.ip.value < best.ip.value)) best = h;
     }
@@ -401,7 +446,7 @@ export class Allocator {
   }
 
   /** The most useful explanation of why no pool gave an address of this family. */
-  private whyNoAddress(s: ServiceState, family: Family, note: string): { reason: Reason; message: string } {
+  private whyNoAddress(s: ServiceState, family: Family): Failure {
     const fam = familyName(family);
     const named = s.input.pool;
     if (named !== undefined) {
@@ -410,15 +455,15 @@ export class Allocator {
       if (!poolUsable(pool)) return { reason: 'no_pool', message: `pool ${named} is ${pool.conflict ? 'conflicting' : 'invalid'}` };
     }
     const ofFamily = this.table.pools.filter((p) => poolUsable(p) && p.ranges.some((r) => r.range.family === family));
-    if (ofFamily.length === 0) return { reason: 'no_pool', message: `no usable pool has ${fam} addresses${note}` };
+    if (ofFamily.length === 0) return { reason: 'no_pool', message: `no usable pool has ${fam} addresses`, familyAbsent: true };
     const selecting = ofFamily.filter((p) => poolSelects(p, s.input));
     if (selecting.length === 0) {
       const which = named !== undefined ? `pool ${named} has no ${fam} addresses or its selector does not match` : `no ${fam} pool selects this service`;
-      return { reason: 'pool_selector_mismatch', message: `${which}${note}` };
+      return { reason: 'pool_selector_mismatch', message: which };
     }
     const enabled = selecting.filter((p) => !p.input.disabled);
     const names = (ps: PoolState[]) => ps.map((p) => p.input.name).join(', ');
-    if (enabled.length === 0) return { reason: 'no_pool', message: `every ${fam} pool selecting this service is disabled: ${names(selecting)}${note}` };
-    return { reason: 'out_of_ips', message: `no free ${fam} address in pool ${names(enabled)}${note}` };
+    if (enabled.length === 0) return { reason: 'no_pool', message: `every ${fam} pool selecting this service is disabled: ${names(selecting)}` };
+    return { reason: 'out_of_ips', message: `no free ${fam} address in pool ${names(enabled)}` };
   }
 }
