@@ -4,9 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-# Debian packages the project uses. LB-IPAM needs none beyond Node.js; the stores, the lab and the
-# datapath add theirs here as they arrive.
-DEBIAN_PACKAGES=()
+# Debian packages the project uses: iproute2 for the lab's namespaces, etcd for the etcd store
+# (its tests run a real etcd), iputils-ping for the lab's own tests.
+DEBIAN_PACKAGES=(iproute2 iputils-ping etcd-server)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

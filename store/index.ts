@@ -1,0 +1,2 @@
+export * from './types.js';
+export { Reflector, type ReflectorOptions } from './cache.js';
