@@ -1,8 +1,13 @@
 // The `beacon` command line. Each command is a function of its arguments that writes to the
 // given streams and returns an exit code, so tests run it in-process.
 import { parseArgs } from 'node:util';
+import { stringify } from 'yaml';
 import { plan, type Plan } from '../lbipam/index.js';
+import type { StoredObject } from '../store/index.js';
 import { loadManifests, problemText } from './files.js';
+import { defaultSocket, getLocal, LocalAPIError, type PoolView, type ServiceView, type StatusView } from './local-api.js';
+import { createLogger } from './log.js';
+import { openStore } from './stores.js';
 import { renderTable } from './table.js';
 
 export interface IO {
@@ -21,6 +26,14 @@ Commands:
   ipam plan -f PATH [-f PATH ...] [-o table|json]
       Dry run of LB-IPAM: read pools and Services from YAML files or folders and print the IPs
       each service would get, and each pool's usage.
+  standalone --node-name NAME [--manifests DIR] [--state-dir DIR] [--store embedded|etcd]
+             [--etcd-endpoints URL,...] [--socket PATH] [--metrics-addr HOST:PORT]
+      Run Beacon on a plain host: the operator role (one process per store, by lease) and the
+      node agent.
+  status | services | pools [-o table|json] [--socket PATH]
+      Ask a running process (through its unix socket) for its state.
+  apply -f PATH | delete -f PATH | get KIND [NAME] [-o json|yaml]  --etcd-endpoints URL,...
+      Write and read objects in the etcd store (the embedded store reads its manifests folder).
 
 Run 'beacon <command> --help' for details.
 `;
@@ -92,13 +105,186 @@ export async function main(argv: readonly string[], io: IO = stdio): Promise<num
       return command === undefined ? exit.badInput : exit.ok;
     }
     if (command === 'ipam' && sub === 'plan') return await Promise.resolve(ipamPlan(rest, io));
+    const args = sub === undefined ? rest : [sub, ...rest];
+    if (command === 'standalone') return await standalone(args, io);
+    if (command === 'status' || command === 'services' || command === 'pools') return await inspect(command, args, io);
+    if (command === 'apply' || command === 'delete' || command === 'get') return await etcdCommand(command, args, io);
     throw new UsageError(`unknown command "${[command, sub].filter(Boolean).join(' ')}"`);
   } catch (e) {
     // parseArgs reports unknown flags with a code; both are the user's to fix, not a crash.
+    if (e instanceof LocalAPIError) {
+      io.err(`beacon: ${e.message}\n`);
+      return exit.failed;
+    }
     if (e instanceof UsageError || (e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) {
       io.err(`beacon: ${(e as Error).message}\n\n${usage}`);
       return exit.badInput;
     }
     throw e;
   }
+}
+
+const seconds = (text: string, flag: string): number => {
+  const m = /^(\d+(?:\.\d+)?)(ms|s)?$/.exec(text);
+  if (!m) throw new UsageError(`${flag} "${text}": expected a duration like 5s or 500ms`);
+  return m[2] === 'ms' ? Number(m[1]) : Number(m[1]) * 1000;
+};
+
+async function standalone(args: string[], io: IO): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      'node-name': { type: 'string' },
+      manifests: { type: 'string', default: '/etc/beacon/manifests' },
+      'state-dir': { type: 'string', default: '/var/lib/beacon' },
+      store: { type: 'string', default: 'embedded' },
+      'etcd-endpoints': { type: 'string' },
+      'etcd-prefix': { type: 'string', default: '/beacon' },
+      socket: { type: 'string', default: defaultSocket },
+      'metrics-addr': { type: 'string' },
+      'lease-duration': { type: 'string', default: '5s' },
+      'log-level': { type: 'string', default: 'info' },
+    },
+    strict: true,
+  });
+  const nodeName = values['node-name'];
+  if (!nodeName) throw new UsageError('standalone needs --node-name NAME');
+  const backend = values.store;
+  if (backend !== 'embedded' && backend !== 'etcd') throw new UsageError(`--store "${backend}": embedded or etcd`);
+  const endpoints = (values['etcd-endpoints'] ?? '').split(',').filter(Boolean);
+  if (backend === 'etcd' && endpoints.length === 0) throw new UsageError('--store etcd needs --etcd-endpoints URL,...');
+  const log = createLogger({ level: values['log-level'] });
+  const { startStandalone } = await import('./standalone.js');
+  const running = await startStandalone({
+    nodeName,
+    store: backend === 'etcd' ? { backend, endpoints, prefix: values['etcd-prefix'] } : { backend, manifestsDir: values.manifests, stateDir: values['state-dir'] },
+    socket: values.socket,
+    metricsAddr: values['metrics-addr'],
+    leaseDurationMs: seconds(values['lease-duration'], '--lease-duration'),
+    log,
+  });
+  // SIGTERM/SIGINT: release the lease and finish writes; never take longer than 5 s.
+  await new Promise<void>((resolve) => {
+    const onSignal = (signal: string) => {
+      setTimeout(() => {
+        io.err('beacon: shutdown took longer than 5 s; exiting\n');
+        process.exit(exit.failed);
+      }, 4500).unref();
+      void running.stop(signal).then(resolve);
+    };
+    process.once('SIGTERM', () => onSignal('SIGTERM'));
+    process.once('SIGINT', () => onSignal('SIGINT'));
+  });
+  return exit.ok;
+}
+
+function outputFormat(value: string | undefined, allowed: readonly string[]): string {
+  const format = value ?? allowed[0]!;
+  if (!allowed.includes(format)) throw new UsageError(`unknown output format "${format}" (${allowed.join(' or ')})`);
+  return format;
+}
+
+async function inspect(command: 'status' | 'services' | 'pools', args: string[], io: IO): Promise<number> {
+  const { values } = parseArgs({ args, options: { output: { type: 'string', short: 'o' }, socket: { type: 'string', default: defaultSocket } }, strict: true });
+  const format = outputFormat(values.output, ['table', 'json']);
+  const data = await getLocal<unknown>(values.socket, `/v1/${command}`);
+  if (format === 'json') {
+    io.out(`${JSON.stringify(data, null, 2)}\n`);
+    return exit.ok;
+  }
+  if (command === 'status') {
+    const s = data as StatusView;
+    const rows: [string, string][] = [
+      ['Node', s.node],
+      ['Store', `${s.store.backend} (${s.store.ok ? 'healthy' : 'unhealthy'}: ${s.store.message})`],
+      ['Operator', s.roles.operator ? 'this node' : `${s.roles.operatorHolder ?? 'nobody yet'}`],
+      ['Services', `${s.counts.services} (${s.counts.satisfied} with IPs, ${s.counts.unsatisfied} waiting)`],
+      ['Pools', String(s.counts.pools)],
+      ['Uptime', `${s.uptimeSeconds}s`],
+      ['Version', s.version],
+    ];
+    io.out(rows.map(([k, v]) => `${`${k}:`.padEnd(10)} ${v}`).join('\n') + '\n');
+  } else if (command === 'services') {
+    const rows = (data as ServiceView[]).map((s) => [s.namespace, s.name, s.ips.join(',') || '-', s.satisfied ? 'yes' : 'no', s.reason, s.message]);
+    io.out(renderTable(['NAMESPACE', 'NAME', 'IPS', 'SATISFIED', 'REASON', 'MESSAGE'], rows));
+  } else {
+    const rows = (data as PoolView[]).map((p) => [p.name, p.total, p.used, p.available, p.disabled ? 'yes' : 'no', p.conflicting ? 'yes' : 'no', p.message]);
+    io.out(renderTable(['POOL', 'TOTAL', 'USED', 'AVAILABLE', 'DISABLED', 'CONFLICTING', 'MESSAGE'], rows));
+  }
+  return exit.ok;
+}
+
+/** Kind names and short names users type, as kubectl accepts them. */
+const kindAliases: Record<string, string> = {
+  loadbalancerippool: 'LoadBalancerIPPool',
+  loadbalancerippools: 'LoadBalancerIPPool',
+  lbippool: 'LoadBalancerIPPool',
+  lbippools: 'LoadBalancerIPPool',
+  pool: 'LoadBalancerIPPool',
+  pools: 'LoadBalancerIPPool',
+  service: 'Service',
+  services: 'Service',
+  svc: 'Service',
+};
+
+async function etcdCommand(command: 'apply' | 'delete' | 'get', args: string[], io: IO): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args,
+    allowPositionals: true,
+    options: {
+      filename: { type: 'string', short: 'f', multiple: true },
+      output: { type: 'string', short: 'o' },
+      namespace: { type: 'string', short: 'n' },
+      'etcd-endpoints': { type: 'string', default: process.env.BEACON_ETCD_ENDPOINTS },
+      'etcd-prefix': { type: 'string', default: '/beacon' },
+    },
+    strict: true,
+  });
+  const endpoints = (values['etcd-endpoints'] ?? '').split(',').filter(Boolean);
+  if (endpoints.length === 0) throw new UsageError(`${command} needs --etcd-endpoints URL,... (or BEACON_ETCD_ENDPOINTS); the embedded store reads its manifests folder instead`);
+  let objects: StoredObject[] = [];
+  let kind: string | undefined;
+  if (command === 'get') {
+    kind = kindAliases[(positionals[0] ?? '').toLowerCase()] ?? undefined;
+    if (!kind) throw new UsageError(`get needs a kind: ${[...new Set(Object.values(kindAliases))].join(', ')} (or short names pools, svc)`);
+    outputFormat(values.output, ['yaml', 'json']);
+  } else {
+    if (!values.filename?.length) throw new UsageError(`${command} needs -f PATH`);
+    const loaded = loadManifests(values.filename);
+    if (loaded.fatal.length > 0 || loaded.skipped.length > 0) {
+      for (const p of [...loaded.fatal, ...loaded.skipped]) io.err(`${problemText(p)}\n`);
+      return exit.badInput; // nothing is written when any object is bad
+    }
+    objects = loaded.objects.map((o) => o.object as unknown as StoredObject);
+  }
+  const log = createLogger({ level: 'warn' });
+  const store = await openStore({ backend: 'etcd', endpoints, prefix: values['etcd-prefix'] }, log);
+  try {
+    if (command === 'apply') {
+      for (const o of objects) {
+        await store.apply(o);
+        io.out(`${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name} applied\n`);
+      }
+    } else if (command === 'delete') {
+      for (const o of objects) {
+        const gone = await store.delete({ kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name });
+        io.out(`${o.kind} ${o.metadata.namespace ? `${o.metadata.namespace}/` : ''}${o.metadata.name} ${gone ? 'deleted' : 'not found'}\n`);
+      }
+    } else {
+      const name = positionals[1];
+      const ns = values.namespace;
+      const items = (await store.list(kind!)).items.filter(
+        (o) => (name === undefined || o.metadata.name === name || `${o.metadata.namespace}/${o.metadata.name}` === name) && (ns === undefined || o.metadata.namespace === ns),
+      );
+      if (name !== undefined && items.length === 0) {
+        io.err(`beacon: ${kind!} ${name} not found\n`);
+        return exit.failed;
+      }
+      const doc = name !== undefined && items.length === 1 ? items[0] : { apiVersion: 'v1', kind: 'List', items };
+      io.out((values.output ?? 'yaml') === 'json' ? `${JSON.stringify(doc, null, 2)}\n` : stringify(doc));
+    }
+  } finally {
+    await store.close();
+  }
+  return exit.ok;
 }

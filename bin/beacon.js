@@ -8,4 +8,7 @@ if (!existsSync(cli)) {
   process.exit(1);
 }
 const { main } = await import(cli.href);
-process.exitCode = await main(process.argv.slice(2));
+// Exit as soon as the command is done: client libraries (gRPC) may keep idle timers alive.
+// Output to a pipe is written asynchronously: exit once both streams are flushed.
+const code = await main(process.argv.slice(2));
+process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));

@@ -1,0 +1,164 @@
+// `beacon standalone`: the operator role (LB-IPAM, held by one process through a lease) and the
+// node-agent role in one process, on the embedded store or etcd, with the local API and metrics.
+import { createServer, type Server } from 'node:http';
+import { ipamConditionType, type Condition, type LoadBalancerIPPool, type ServiceStatus } from '../api/index.js';
+import { isManaged } from '../lbipam/index.js';
+import { poolConditionTypes } from '../lbipam/index.js';
+import { Reflector, type Store, type StoredObject } from '../store/index.js';
+import { LeaderElector } from './election.js';
+import { serveLocalAPI, type PoolView, type ServiceView, type StatusView } from './local-api.js';
+import type { Logger } from './log.js';
+import { createMetrics, type Metrics } from './metrics.js';
+import { Operator } from './operator.js';
+import { openStore, type StoreOptions } from './stores.js';
+import type { Service } from '../api/index.js';
+
+export interface StandaloneOptions {
+  nodeName: string;
+  store: StoreOptions;
+  socket: string;
+  metricsAddr?: string | undefined;
+  /** Operator lease duration (ms). */
+  leaseDurationMs: number;
+  log: Logger;
+}
+
+export interface Running {
+  readonly store: Store;
+  readonly operator: Operator;
+  readonly elector: LeaderElector;
+  readonly metrics: Metrics;
+  stop(reason: string): Promise<void>;
+}
+
+export const operatorLease = 'beacon-operator';
+const version = '0.1.0';
+
+const condition = (o: StoredObject, type: string): Condition | undefined =>
+  ((o.status as { conditions?: Condition[] } | undefined)?.conditions ?? []).find((c) => c.type === type);
+
+/** What `beacon services` shows: read from the stored status, so every node agrees. */
+export function serviceViews(services: readonly StoredObject[]): ServiceView[] {
+  return services
+    .filter((o) => condition(o, ipamConditionType) || (o.kind === 'Service' && isManaged(o as unknown as Service)))
+    .map((o) => {
+      const c = condition(o, ipamConditionType);
+      const status = o.status as ServiceStatus | undefined;
+      return {
+        namespace: o.metadata.namespace ?? 'default',
+        name: o.metadata.name,
+        ips: (status?.loadBalancer?.ingress ?? []).flatMap((i) => (i.ip ? [i.ip] : [])),
+        satisfied: c?.status === 'True',
+        reason: c?.reason ?? 'pending',
+        message: c?.message ?? 'not processed by the operator yet',
+      };
+    })
+    .sort((a, b) => (a.namespace === b.namespace ? (a.name < b.name ? -1 : 1) : a.namespace < b.namespace ? -1 : 1));
+}
+
+export function poolViews(pools: readonly StoredObject[]): PoolView[] {
+  return pools
+    .map((o) => {
+      const count = (type: string) => condition(o, type)?.message ?? '0';
+      const conflict = condition(o, poolConditionTypes.conflict);
+      const invalid = condition(o, poolConditionTypes.invalid);
+      const disabled = (o.spec as LoadBalancerIPPool['spec'] | undefined)?.disabled === true;
+      const message =
+        invalid?.status === 'True' ? `invalid: ${invalid.message}` : conflict?.status === 'True' ? conflict.message : disabled ? 'disabled: no new allocations' : condition(o, poolConditionTypes.total) ? 'ok' : 'not processed by the operator yet';
+      return {
+        name: o.metadata.name,
+        total: count(poolConditionTypes.total),
+        used: count(poolConditionTypes.used),
+        available: count(poolConditionTypes.available),
+        conflicting: conflict?.status === 'True',
+        disabled,
+        message,
+      };
+    })
+    .sort((a, b) => (a.name < b.name ? -1 : 1));
+}
+
+function listen(server: Server, addr: string): Promise<void> {
+  const at = addr.lastIndexOf(':');
+  const host = addr.slice(0, at).replace(/^\[|\]$/g, '') || '127.0.0.1';
+  const port = Number(addr.slice(at + 1));
+  if (at < 0 || !Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--metrics-addr "${addr}": expected HOST:PORT`);
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => resolve());
+  });
+}
+
+export async function startStandalone(opts: StandaloneOptions): Promise<Running> {
+  const { log } = opts;
+  const started = Date.now();
+  const metrics = createMetrics();
+  const store = await openStore(opts.store, log);
+  const onError = (op: string) => (err: Error) => {
+    metrics.storeErrors.inc({ op });
+    log.warn({ err: err.message }, `store ${op} failed; retrying`);
+  };
+  const pools = new Reflector(store, 'LoadBalancerIPPool', { onError: onError('watch pools') });
+  const services = new Reflector(store, 'Service', { onError: onError('watch services') });
+  await Promise.all([pools.start(), services.start()]);
+
+  const operator = new Operator({ store, pools, services, log: log.child({ role: 'operator' }), metrics });
+  const elector = new LeaderElector(store.leases, operatorLease, opts.nodeName, { durationMs: opts.leaseDurationMs }, ({ leader, reason }) => {
+    metrics.leaseHeld.set({ lease: operatorLease }, leader ? 1 : 0);
+    metrics.leaseTransitions.inc({ lease: operatorLease, held: String(leader) });
+    log.info({ lease: operatorLease, reason }, leader ? 'operator role taken' : 'operator role given up');
+    if (leader) operator.start();
+    else void operator.stop();
+  });
+  elector.start();
+
+  const status = (): StatusView => {
+    const health = store.health();
+    const svc = serviceViews(services.items());
+    return {
+      node: opts.nodeName,
+      store: { backend: store.backend, ok: health.ok, message: health.message },
+      roles: { operator: elector.isLeader, operatorHolder: elector.holder ?? null, agent: true },
+      counts: { pools: pools.items().length, services: svc.length, satisfied: svc.filter((s) => s.satisfied).length, unsatisfied: svc.filter((s) => !s.satisfied).length },
+      uptimeSeconds: Math.round((Date.now() - started) / 1000),
+      version,
+    };
+  };
+  const api = await serveLocalAPI(opts.socket, { status, services: () => serviceViews(services.items()), pools: () => poolViews(pools.items()) });
+
+  let metricsServer: Server | undefined;
+  if (opts.metricsAddr) {
+    metricsServer = createServer((req, res) => {
+      const path = (req.url ?? '').split('?')[0];
+      if (path === '/metrics') {
+        metrics.storeUp.set(store.health().ok ? 1 : 0);
+        void metrics.registry.metrics().then((text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text));
+      } else if (path === '/healthz') {
+        res.writeHead(200).end('ok\n');
+      } else if (path === '/readyz') {
+        const health = store.health();
+        const ready = pools.hasSynced && services.hasSynced && health.ok;
+        res.writeHead(ready ? 200 : 503).end(ready ? 'ok\n' : `not ready: ${health.ok ? 'caches not synced' : health.message}\n`);
+      } else {
+        res.writeHead(404).end('not found\n');
+      }
+    });
+    await listen(metricsServer, opts.metricsAddr);
+  }
+  log.info({ node: opts.nodeName, store: store.backend, socket: opts.socket, metrics: opts.metricsAddr ?? null }, 'beacon standalone started');
+
+  let stopping: Promise<void> | undefined;
+  const stop = (reason: string): Promise<void> =>
+    (stopping ??= (async () => {
+      log.info({ reason }, 'stopping');
+      await elector.stop(); // releases the lease so another process takes over at once
+      await operator.stop(); // lets in-flight status writes finish
+      pools.stop();
+      services.stop();
+      await new Promise<void>((r) => api.close(() => r()));
+      if (metricsServer) await new Promise<void>((r) => metricsServer.close(() => r()));
+      await store.close();
+      log.info('stopped');
+    })());
+  return { store, operator, elector, metrics, stop };
+}

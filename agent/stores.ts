@@ -1,0 +1,17 @@
+// Opens the configured store. Backends are imported on demand, so the CLI does not load the
+// etcd client (gRPC) or SQLite unless it needs them.
+import type { Store } from '../store/index.js';
+import type { Logger } from './log.js';
+
+export type StoreOptions =
+  | { backend: 'embedded'; manifestsDir: string; stateDir: string }
+  | { backend: 'etcd'; endpoints: string[]; prefix: string };
+
+export async function openStore(opts: StoreOptions, log: Logger): Promise<Store> {
+  if (opts.backend === 'embedded') {
+    const { openEmbeddedStore } = await import('../store/embedded/index.js');
+    return openEmbeddedStore({ manifestsDir: opts.manifestsDir, stateDir: opts.stateDir, logger: log.child({ store: 'embedded' }) });
+  }
+  const { openEtcdStore } = await import('../store/etcd/index.js');
+  return openEtcdStore({ endpoints: opts.endpoints, prefix: opts.prefix, logger: log.child({ store: 'etcd' }) });
+}
