@@ -8,12 +8,11 @@ import { startEtcd, type EtcdServer } from './etcd-server.js';
 import { beacon, BeaconProcess, eventually, stopAll } from './process.js';
 
 let etcd: EtcdServer;
-let dir = '';
+const dir = mkdtempSync(join(tmpdir(), 'beacon-etcd-e2e-'));
 let prefixSeq = 0;
 
 beforeAll(async () => {
   etcd = await startEtcd();
-  dir = mkdtempSync(join(tmpdir(), 'beacon-etcd-e2e-'));
 });
 afterAll(async () => {
   await stopAll();
