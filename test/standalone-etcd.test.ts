@@ -72,7 +72,7 @@ describe('beacon standalone on etcd', { timeout: 120_000 }, () => {
     expect(rest.filter((n) => status(n).roles.operator)).toHaveLength(1);
   });
 
-  it('applies, gets and deletes objects with the CLI', async () => {
+  it('applies, gets and deletes objects with the CLI', () => {
     prefix = `/e2e${++prefixSeq}`;
     expect(cli('apply', '-f', pools).code).toBe(0);
     const got = cli('get', 'pools', 'lan', '-o', 'json');
