@@ -56,8 +56,6 @@ interface ServiceState {
   readonly slots: (Holding | undefined)[];
   /** What an invalid request keeps holding: it cannot be matched to slots, and is never dropped for that. */
   readonly kept: Holding[];
-  /** Why the empty slots could not be filled at the last attempt. */
-  failures: Failure[];
   result: ServiceResult;
 }
 
@@ -75,6 +73,9 @@ const byAge = (a: ServiceState, b: ServiceState): number =>
 
 const slotAccepts = (slot: Slot, ip: IP): boolean =>
   'ip' in slot ? slot.ip.family === ip.family && slot.ip.value === ip.value : slot.families.includes(ip.family);
+
+/** Holders oldest first: messages that name one of them name the same one after a rebuild. */
+const holdersByAge = (h: Holding): ServiceInput[] => [...h.holders].sort(byAge).map((o) => o.input);
 
 const sameResult = (a: ServiceResult | undefined, b: ServiceResult | undefined): boolean =>
   a === b ||
@@ -187,7 +188,7 @@ export class Allocator {
   // ---- internals -----------------------------------------------------------------------------
 
   private newState(input: ServiceInput): ServiceState {
-    return { input, slots: input.slots.map(() => undefined), kept: [], failures: [], result: pending };
+    return { input, slots: input.slots.map(() => undefined), kept: [], result: pending };
   }
 
   private heldIPs(s: ServiceState): IP[] {
@@ -230,13 +231,14 @@ export class Allocator {
    * (the changed service, its sharing groups, the retried) are recomputed.
    */
   private settle(released: readonly string[], sharingKeys: readonly (string | undefined)[], before: Map<string, ServiceResult>): void {
-    const keys = sharingKeys.filter((k) => k !== undefined);
+    const keys: string[] = sharingKeys.filter((k) => k !== undefined);
     const freed = released.some((k) => !this.holdings.has(k));
-    const touched = new Set<ServiceState>();
+    const touched = new Set<ServiceState>(this.waiting); // their reasons read the whole state
     if ((freed || keys.length > 0) && this.waiting.size > 0) {
       for (const s of [...this.waiting].sort(byAge)) {
+        const had = s.slots.filter((h) => h !== undefined).length;
         this.acquire(s);
-        touched.add(s);
+        if (s.slots.filter((h) => h !== undefined).length !== had && s.input.sharing) keys.push(s.input.sharing.key);
       }
     }
     for (const key of keys) for (const s of this.groups.get(key) ?? []) touched.add(s);
@@ -317,12 +319,10 @@ export class Allocator {
   /** Fills the service's empty slots: all at once (need `all`) or each on its own (need `any`). */
   private acquire(s: ServiceState): void {
     const { input } = s;
-    s.failures = [];
     if (input.error !== undefined) return;
     const empty = input.slots.map((_, i) => i).filter((i) => s.slots[i] === undefined);
     const picks = empty.map((i) => [i, this.pick(s, input.slots[i]!)] as const);
-    for (const [, p] of picks) if (!p.ok) s.failures.push(p);
-    if (input.need === 'any' || s.failures.length === 0) {
+    if (input.need === 'any' || picks.every(([, p]) => p.ok)) {
       for (const [i, p] of picks) if (p.ok) s.slots[i] = this.hold(s, p.ip, p.range);
     }
     if (s.slots.includes(undefined)) this.waiting.add(s);
@@ -348,10 +348,16 @@ export class Allocator {
     }
     const filled = s.slots.filter((h) => h !== undefined);
     const ips = filled.map((h) => formatIP(h.ip));
-    const satisfied = input.need === 'any' ? filled.length > 0 : s.failures.length === 0 && filled.length === s.slots.length;
-    const failures = s.failures.map((f) => f.message);
+    // Why each empty slot is empty, asked of the current state (not remembered from an attempt).
+    const failed = input.slots.flatMap((slot, i) => {
+      if (s.slots[i] !== undefined) return [];
+      const p = this.pick(s, slot);
+      return p.ok ? [] : [p];
+    });
+    const failures = failed.map((f) => f.message);
+    const satisfied = input.need === 'any' ? filled.length > 0 : filled.length === s.slots.length;
     if (!satisfied) {
-      const reason = s.failures[0]?.reason ?? 'out_of_ips';
+      const reason = failed[0]?.reason ?? 'out_of_ips';
       return { ips, satisfied, reason, message: failures.join('; ') || 'waiting for an address' };
     }
     const assigned = filled
@@ -369,7 +375,7 @@ export class Allocator {
     const reasons: string[] = [];
     for (const h of this.shared.get(key) ?? []) {
       if (mine.has(h) || !s.input.slots.some((slot) => !('ip' in slot) && slot.families.includes(h.ip.family))) continue;
-      const conflict = sharingConflictWithAll(s.input, [...h.holders].map((o) => o.input));
+      const conflict = sharingConflictWithAll(s.input, holdersByAge(h));
       if (conflict !== undefined) reasons.push(`${formatIP(h.ip)}: ${conflict}`);
     }
     if (reasons.length === 0) return '';
@@ -394,7 +400,7 @@ export class Allocator {
     if (pool.input.disabled) return { ok: false, reason: 'no_pool', message: `requested IP ${text} is in disabled pool ${pool.input.name}` };
     const holding = this.holdings.get(ipKey(ip));
     if (holding && holding.holders.size > 0) {
-      const holders = [...holding.holders].map((h) => h.input);
+      const holders = holdersByAge(holding);
       const conflict = sharingConflictWithAll(s.input, holders);
       if (conflict === undefined) return { ok: true, ip, range };
       const sameKey = s.input.sharing !== undefined && holders.every((h) => h.sharing?.key === s.input.sharing?.key);
