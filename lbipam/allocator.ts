@@ -7,7 +7,7 @@
 // - A rebuild (restart) first lets every service, oldest first, claim what its status says, then
 //   serves the services still wanting an address, oldest first. Live updates keep the same
 //   invariant (no waiting service could be served), so a rebuild reproduces the live state.
-import { familyName, formatIP, ipKey, type Family, type IP } from '../api/index.js';
+import { familyName, formatIP, type Family, type IP } from '../api/index.js';
 import type { ServiceInput, Slot } from './inputs.js';
 import { PoolTable, poolAllocatable, poolSelects, poolUsable, poolValid, type PoolState, type RangeState } from './pools.js';
 import type { PoolInput } from './inputs.js';
@@ -42,12 +42,19 @@ export interface PoolResult {
   readonly message: string;
 }
 
+/** Map key of an address: a number for IPv4, a bigint for IPv6 (the two never compare equal). */
+type HoldingKey = number | bigint;
+const holdingKey = (ip: IP): HoldingKey => (ip.family === 4 ? Number(ip.value) : ip.value);
+
 interface Holding {
   readonly ip: IP;
-  readonly key: string;
+  readonly key: HoldingKey;
+  /** The address as text, formatted once. */
+  readonly text: string;
   /** Undefined for an address kept outside every known range while some pool is invalid. */
   readonly range: RangeState | undefined;
-  readonly holders: Set<ServiceState>;
+  /** Usually one; several when the address is shared. An array: far lighter than a Set. */
+  readonly holders: ServiceState[];
 }
 
 interface ServiceState {
@@ -55,7 +62,7 @@ interface ServiceState {
   /** The holding filling each slot of the request. */
   readonly slots: (Holding | undefined)[];
   /** What an invalid request keeps holding: it cannot be matched to slots, and is never dropped for that. */
-  readonly kept: Holding[];
+  kept: readonly Holding[];
   result: ServiceResult;
 }
 
@@ -77,6 +84,8 @@ const slotAccepts = (slot: Slot, ip: IP): boolean =>
 /** Holders oldest first: messages that name one of them name the same one after a rebuild. */
 const holdersByAge = (h: Holding): ServiceInput[] => [...h.holders].sort(byAge).map((o) => o.input);
 
+const noHoldings: readonly Holding[] = [];
+
 const sameResult = (a: ServiceResult | undefined, b: ServiceResult | undefined): boolean =>
   a === b ||
   (a !== undefined &&
@@ -84,14 +93,15 @@ const sameResult = (a: ServiceResult | undefined, b: ServiceResult | undefined):
     a.satisfied === b.satisfied &&
     a.reason === b.reason &&
     a.message === b.message &&
-    a.ips.join() === b.ips.join());
+    a.ips.length === b.ips.length &&
+    a.ips.every((ip, i) => ip === b.ips[i]));
 
 const pending: ServiceResult = { ips: [], satisfied: false, reason: 'out_of_ips', message: 'not yet processed' };
 
 export class Allocator {
   private table: PoolTable;
   private readonly services = new Map<string, ServiceState>();
-  private readonly holdings = new Map<string, Holding>();
+  private readonly holdings = new Map<HoldingKey, Holding>();
   /** Sharing key to the holdings whose holders use it. */
   private readonly shared = new Map<string, Set<Holding>>();
   /** Sharing key to the services that carry it: their messages mention each other. */
@@ -188,7 +198,7 @@ export class Allocator {
   // ---- internals -----------------------------------------------------------------------------
 
   private newState(input: ServiceInput): ServiceState {
-    return { input, slots: input.slots.map(() => undefined), kept: [], result: pending };
+    return { input, slots: input.slots.map(() => undefined), kept: noHoldings, result: pending };
   }
 
   private heldIPs(s: ServiceState): IP[] {
@@ -214,7 +224,7 @@ export class Allocator {
   }
 
   /** Forgets a service and drops its holdings; returns the address keys it held. */
-  private remove(s: ServiceState): string[] {
+  private remove(s: ServiceState): HoldingKey[] {
     this.services.delete(s.input.key);
     const key = s.input.sharing?.key;
     if (key !== undefined) {
@@ -230,7 +240,7 @@ export class Allocator {
    * waiting services get their turn, oldest first; then the results that may read differently
    * (the changed service, its sharing groups, the retried) are recomputed.
    */
-  private settle(released: readonly string[], sharingKeys: readonly (string | undefined)[], before: Map<string, ServiceResult>): void {
+  private settle(released: readonly HoldingKey[], sharingKeys: readonly (string | undefined)[], before: Map<string, ServiceResult>): void {
     const keys: string[] = sharingKeys.filter((k) => k !== undefined);
     const freed = released.some((k) => !this.holdings.has(k));
     const touched = new Set<ServiceState>(this.waiting); // their reasons read the whole state
@@ -257,9 +267,9 @@ export class Allocator {
     } else if (!this.table.anyInvalid) {
       return 'not in a usable pool range';
     }
-    const holding = this.holdings.get(ipKey(ip));
-    if (holding && holding.holders.size > 0) {
-      return sharingConflictWithAll(s.input, [...holding.holders].map((h) => h.input));
+    const holding = this.holdings.get(holdingKey(ip));
+    if (holding && holding.holders.length > 0) {
+      return sharingConflictWithAll(s.input, holding.holders.map((h) => h.input));
     }
     return undefined;
   }
@@ -269,7 +279,7 @@ export class Allocator {
     for (const ip of ips) {
       if (this.holdProblem(s, ip) !== undefined) continue;
       if (s.input.error !== undefined) {
-        if (!s.kept.some((h) => h.ip.value === ip.value && h.ip.family === ip.family)) s.kept.push(this.hold(s, ip, this.table.lookup(ip)));
+        if (!s.kept.some((h) => h.ip.value === ip.value && h.ip.family === ip.family)) s.kept = [...s.kept, this.hold(s, ip, this.table.lookup(ip))];
         continue;
       }
       const i = s.input.slots.findIndex((slot, j) => s.slots[j] === undefined && slotAccepts(slot, ip));
@@ -278,14 +288,14 @@ export class Allocator {
   }
 
   private hold(s: ServiceState, ip: IP, range: RangeState | undefined): Holding {
-    const key = ipKey(ip);
+    const key = holdingKey(ip);
     let h = this.holdings.get(key);
     if (!h) {
-      h = { ip, key, range, holders: new Set() };
+      h = { ip, key, text: formatIP(ip), range, holders: [] };
       this.holdings.set(key, h);
       range?.allocated.add(ip.value);
     }
-    h.holders.add(s);
+    h.holders.push(s);
     const sharingKey = s.input.sharing?.key;
     if (sharingKey !== undefined) {
       let set = this.shared.get(sharingKey);
@@ -296,12 +306,13 @@ export class Allocator {
   }
 
   /** Drops every holding of `s`; returns the keys whose last holder it was. */
-  private releaseAll(s: ServiceState): string[] {
-    const released: string[] = [];
+  private releaseAll(s: ServiceState): HoldingKey[] {
+    const released: HoldingKey[] = [];
     for (const h of [...s.slots, ...s.kept]) {
       if (!h) continue;
-      h.holders.delete(s);
-      if (h.holders.size > 0) continue;
+      const at = h.holders.indexOf(s);
+      if (at >= 0) h.holders.splice(at, 1);
+      if (h.holders.length > 0) continue;
       this.holdings.delete(h.key);
       h.range?.allocated.delete(h.ip.value);
       const sharingKey = s.input.sharing?.key;
@@ -320,14 +331,22 @@ export class Allocator {
   private acquire(s: ServiceState): void {
     const { input } = s;
     if (input.error !== undefined) return;
-    const empty = input.slots.map((_, i) => i).filter((i) => s.slots[i] === undefined);
-    const picks = empty.map((i) => [i, this.pick(s, input.slots[i]!)] as const);
-    if (input.need === 'any' || picks.every(([, p]) => p.ok)) {
+    // Plain loops: this runs once per service on every rebuild, so garbage matters.
+    const picks: [number, Pick][] = [];
+    let allOk = true;
+    for (let i = 0; i < input.slots.length; i++) {
+      if (s.slots[i] !== undefined) continue;
+      const p = this.pick(s, input.slots[i]!);
+      if (!p.ok) allOk = false;
+      picks.push([i, p]);
+    }
+    if (input.need === 'any' || allOk) {
       for (const [i, p] of picks) if (p.ok) s.slots[i] = this.hold(s, p.ip, p.range);
     }
     if (s.slots.includes(undefined)) this.waiting.add(s);
     else this.waiting.delete(s);
   }
+
 
   /** Recomputes the service's result from the current state; records a change. */
   private refresh(s: ServiceState, before: ServiceResult | undefined): void {
@@ -340,29 +359,31 @@ export class Allocator {
     const { input } = s;
     if (input.error !== undefined) {
       return {
-        ips: s.kept.map((h) => formatIP(h.ip)),
+        ips: s.kept.map((h) => h.text),
         satisfied: false,
         reason: 'invalid_request',
         message: input.error + (s.kept.length > 0 ? '; keeping the addresses it holds' : ''),
       };
     }
     const filled = s.slots.filter((h) => h !== undefined);
-    const ips = filled.map((h) => formatIP(h.ip));
+    const ips = filled.map((h) => h.text);
     // Why each empty slot is empty, asked of the current state (not remembered from an attempt).
-    const failed = input.slots.flatMap((slot, i) => {
-      if (s.slots[i] !== undefined) return [];
-      const p = this.pick(s, slot);
-      return p.ok ? [] : [p];
-    });
+    const failed: Failure[] = [];
+    if (filled.length < s.slots.length) {
+      input.slots.forEach((slot, i) => {
+        if (s.slots[i] !== undefined) return;
+        const p = this.pick(s, slot);
+        if (!p.ok) failed.push(p);
+      });
+    }
     const failures = failed.map((f) => f.message);
     const satisfied = input.need === 'any' ? filled.length > 0 : filled.length === s.slots.length;
     if (!satisfied) {
       const reason = failed[0]?.reason ?? 'out_of_ips';
       return { ips, satisfied, reason, message: failures.join('; ') || 'waiting for an address' };
     }
-    const assigned = filled
-      .map((h) => `${formatIP(h.ip)} ${h.range ? `from pool ${h.range.pool.input.name}` : '(kept while a pool is invalid)'}`)
-      .join(', ');
+    const describe = (h: Holding) => `${h.text} ${h.range ? `from pool ${h.range.pool.input.name}` : '(kept while a pool is invalid)'}`;
+    const assigned = filled.length === 1 ? describe(filled[0]!) : filled.map(describe).join(', ');
     const sharing = input.sharing ? ` (sharing key ${input.sharing.key})${this.notSharedWith(s)}` : '';
     const missing = failures.length > 0 ? `; not dual-stack: ${failures.join('; ')}` : '';
     return { ips, satisfied, reason: 'satisfied', message: `assigned ${assigned}${sharing}${missing}` };
@@ -398,8 +419,8 @@ export class Allocator {
       return { ok: false, reason: 'pool_selector_mismatch', message: `requested IP ${text} is in pool ${pool.input.name}, ${why}` };
     }
     if (pool.input.disabled) return { ok: false, reason: 'no_pool', message: `requested IP ${text} is in disabled pool ${pool.input.name}` };
-    const holding = this.holdings.get(ipKey(ip));
-    if (holding && holding.holders.size > 0) {
+    const holding = this.holdings.get(holdingKey(ip));
+    if (holding && holding.holders.length > 0) {
       const holders = holdersByAge(holding);
       const conflict = sharingConflictWithAll(s.input, holders);
       if (conflict === undefined) return { ok: true, ip, range };
@@ -443,7 +464,7 @@ export class Allocator {
       if (h.ip.family !== family || !h.range) continue;
       const pool = h.range.pool;
       if (!poolAllocatable(pool) || !poolSelects(pool, s.input)) continue;
-      const conflict = sharingConflictWithAll(s.input, [...h.holders].map((o) => o.input));
+      const conflict = sharingConflictWithAll(s.input, h.holders.map((o) => o.input));
       if (conflict !== undefined) continue;
       const order = (p: PoolState) => this.table.pools.indexOf(p);
       if (!best || order(pool) < order(best.range!.pool) || (pool === best.range!.pool && h.ip.value < best.ip.value)) best = h;

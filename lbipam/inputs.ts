@@ -110,6 +110,16 @@ const splitList = (text: string): string[] =>
 
 const familyOf = (name: string): Family => (name === 'IPv6' ? 6 : 4);
 
+// Most services ask for one of a handful of slot shapes: share them rather than allocate per service.
+const anyFamily: Slot = Object.freeze({ families: Object.freeze([4, 6] as Family[]) });
+const familySlot: Record<Family, Slot> = {
+  4: Object.freeze({ families: Object.freeze([4] as Family[]) }),
+  6: Object.freeze({ families: Object.freeze([6] as Family[]) }),
+};
+const noSlots: readonly Slot[] = Object.freeze([]);
+const singleSlots = { 4: Object.freeze([familySlot[4]]), 6: Object.freeze([familySlot[6]]), any: Object.freeze([anyFamily]) };
+const dualSlots = { 4: Object.freeze([familySlot[4], familySlot[6]]), 6: Object.freeze([familySlot[6], familySlot[4]]) };
+
 export function isManaged(svc: Service): boolean {
   if (svc.spec.type !== 'LoadBalancer') return false;
   const cls = svc.spec.loadBalancerClass;
@@ -133,7 +143,7 @@ export function serviceInput(svc: Service): ServiceInput {
   if (new Set(listed).size !== listed.length) errors.push('spec.ipFamilies lists a family twice');
 
   const requestText = firstAnnotation(ann, annotations.ips) ?? svc.spec.loadBalancerIP;
-  let slots: Slot[] = [];
+  let slots: readonly Slot[] = noSlots;
   let need: 'all' | 'any' = policy === 'PreferDualStack' ? 'any' : 'all';
   if (requestText !== undefined && requestText.trim() !== '') {
     need = 'all';
@@ -156,11 +166,9 @@ export function serviceInput(svc: Service): ServiceInput {
     slots = requested.map((ip) => ({ ip }));
   } else if (policy === 'SingleStack') {
     // Without ipFamilies (plain manifests), take either family, IPv4 first.
-    slots = [{ families: listed.length > 0 ? [listed[0]!] : [4, 6] }];
+    slots = listed.length > 0 ? singleSlots[listed[0]!] : singleSlots.any;
   } else {
-    const first = listed[0] ?? 4;
-    const second = listed[1] ?? (first === 4 ? 6 : 4);
-    slots = [{ families: [first] }, { families: [second] }];
+    slots = dualSlots[listed[0] ?? 4];
   }
 
   const sharingKey = firstAnnotation(ann, annotations.sharingKey);
