@@ -11,3 +11,4 @@ export * from './pack.js';
 export * from './route-refresh.js';
 export * from './message.js';
 export { encodeMessage, fromHex, toHex } from './wire.js';
+export * from './fsm.js';
