@@ -260,8 +260,7 @@ export class Allocator {
   }
 
   /** Why `s` may not keep `ip`, or undefined when it may. */
-  private holdProblem(s: ServiceState, ip: IP): string | undefined {
-    const range = this.table.lookup(ip);
+  private holdProblem(s: ServiceState, ip: IP, range: RangeState | undefined): string | undefined {
     if (range) {
       if (!poolSelects(range.pool, s.input)) return `pool ${range.pool.input.name} does not select it`;
     } else if (!this.table.anyInvalid) {
@@ -277,13 +276,14 @@ export class Allocator {
   /** Keeps each claimed address that is still valid for the service, slot by slot. */
   private claim(s: ServiceState, ips: readonly IP[]): void {
     for (const ip of ips) {
-      if (this.holdProblem(s, ip) !== undefined) continue;
+      const range = this.table.lookup(ip);
+      if (this.holdProblem(s, ip, range) !== undefined) continue;
       if (s.input.error !== undefined) {
-        if (!s.kept.some((h) => h.ip.value === ip.value && h.ip.family === ip.family)) s.kept = [...s.kept, this.hold(s, ip, this.table.lookup(ip))];
+        if (!s.kept.some((h) => h.ip.value === ip.value && h.ip.family === ip.family)) s.kept = [...s.kept, this.hold(s, ip, range)];
         continue;
       }
       const i = s.input.slots.findIndex((slot, j) => s.slots[j] === undefined && slotAccepts(slot, ip));
-      if (i >= 0) s.slots[i] = this.hold(s, ip, this.table.lookup(ip));
+      if (i >= 0) s.slots[i] = this.hold(s, ip, range);
     }
   }
 

@@ -1,6 +1,6 @@
 // The pool table: pools in preference order, overlap conflicts decided by age, and a sorted
 // index of usable ranges for finding the range an address lies in.
-import { compareIP, formatRange, rangeSize, rangesOverlap, selectorMatches, type IP, type IPRange } from '../api/index.js';
+import { formatRange, rangeSize, rangesOverlap, selectorMatches, type IP, type IPRange } from '../api/index.js';
 import type { PoolInput, ServiceInput } from './inputs.js';
 import { RunSet } from './runset.js';
 
@@ -94,18 +94,16 @@ export class PoolTable {
       .sort((a, b) => a.range.family - b.range.family || (a.range.first < b.range.first ? -1 : 1));
   }
 
-  /** The usable range holding this address, if any. */
+  /** The usable range holding this address, if any (binary search, no allocation: hot in rebuilds). */
   lookup(ip: IP): RangeState | undefined {
     let lo = 0;
     let hi = this.index.length - 1;
     while (lo <= hi) {
       const mid = (lo + hi) >> 1;
-      const r = this.index[mid]!;
-      const first = { family: r.range.family, value: r.range.first };
-      const last = { family: r.range.family, value: r.range.last };
-      if (compareIP(ip, first) < 0) hi = mid - 1;
-      else if (compareIP(ip, last) > 0) lo = mid + 1;
-      else return r;
+      const r = this.index[mid]!.range;
+      if (ip.family < r.family || (ip.family === r.family && ip.value < r.first)) hi = mid - 1;
+      else if (ip.family > r.family || ip.value > r.last) lo = mid + 1;
+      else return this.index[mid];
     }
     return undefined;
   }
