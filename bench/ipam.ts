@@ -10,9 +10,11 @@
 // The peers (Cilium's operator/pkg/lbipam, MetalLB's internal/allocator) are Go controllers that
 // are not installed on these machines, so the side-by-side peer is a naive allocator written
 // here: a linear scan of each pool's addresses against a Set<string> of used IPs.
-import { availableParallelism, cpus } from 'node:os';
-import { performance } from 'node:perf_hooks';
+import { spawnSync } from 'node:child_process';
+import { availableParallelism, cpus, loadavg } from 'node:os';
+import { performance, PerformanceObserver } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
+import { writeHeapSnapshot } from 'node:v8';
 import {
   formatIP,
   parseCIDR,
@@ -135,7 +137,7 @@ function makeService(i: number, layout: Layout, rev = 0): Service {
         'app.kubernetes.io/part-of': `suite-${i % 37}`,
         'beacon.io/exposure': i % 5 === 0 ? 'internal' : 'public',
         'beacon.io/tier': ingress ? 'ingress' : 'backend',
-        ...(rev > 0 ? { 'example.com/revision': String(rev) } : {}),
+        'example.com/revision': String(rev),
       },
       annotations,
     },
@@ -165,10 +167,13 @@ function usableLast(cidr: string): bigint {
 
 const NOW = '2026-06-01T00:00:00Z';
 /** The object as the API server returns it after the operator wrote its status. */
-const withStatus = (svc: Service, result: ServiceResult | undefined): Service => ({
-  ...svc,
-  status: serviceStatus(svc.status, result, svc.metadata.generation, NOW),
-});
+/**
+ * The object as the API server returns it after the operator wrote its status, decoded from JSON
+ * as an informer would. (Built in place, `{ ...svc, status }` would give every object its own
+ * hidden class in V8 and inflate the fixture; decoded objects share theirs.)
+ */
+const withStatus = (svc: Service, result: ServiceResult | undefined): Service =>
+  JSON.parse(JSON.stringify({ ...svc, status: serviceStatus(svc.status, result, svc.metadata.generation, NOW) })) as Service;
 
 // ---- measuring ---------------------------------------------------------------------------------
 
@@ -199,7 +204,7 @@ function summarize(results: Map<string, ServiceResult>): { satisfied: number; re
   return { satisfied, reasons };
 }
 
-const sameIPs = (a: readonly string[] | undefined, b: readonly string[] | undefined): boolean =>
+const sameIPsOf = (a: readonly string[] | undefined, b: readonly string[] | undefined): boolean =>
   a !== undefined && b !== undefined && a.length === b.length && a.every((ip, i) => ip === b[i]);
 
 // ---- the peer: a naive allocator ---------------------------------------------------------------
@@ -303,203 +308,461 @@ function naiveAllocate(pools: readonly PoolInput[], services: readonly ServiceIn
 const { values: flags } = parseArgs({
   options: {
     json: { type: 'boolean', default: false },
+    /** main (100k), size (/12 vs /16), peer (naive scan), or all; one part alone is for profiling. */
+    part: { type: 'string', default: 'all' },
     services: { type: 'string', default: '100000' },
     ops: { type: 'string', default: '2000' },
     repeats: { type: 'string', default: '3' },
+    /** Profiling aid: heap snapshots in DIR before and after one rebuild (skews RSS and time). */
+    'heap-snapshots': { type: 'string' },
   },
   strict: true,
 });
+const parts = flags.part === 'all' ? ['main', 'size', 'peer', 'footprint'] : [flags.part];
+if (!parts.every((p) => ['main', 'size', 'peer', 'footprint', 'footprint-child'].includes(p))) {
+  throw new Error(`--part: main, size, peer, footprint or all, not "${flags.part}"`);
+}
 const N = Number(flags.services);
 const OPS = Number(flags.ops);
 const REPEATS = Math.max(1, Number(flags.repeats));
 const SMALL_N = 10_000;
-const SIZE_REPEATS = 5;
+const SIZE_REPEATS = 9;
 const PEER_BUDGET_MS = 10_000;
+const WAITING_LEVELS = [0, 100, 1000] as const;
+const WAITING_OPS = 200;
 const targets = { allocateMs: 1000, rebuildMs: 1000, changeUs: 1000, rssMB: 300 } as const;
-const log = (line = ''): void => {
-  if (!flags.json) process.stdout.write(`${line}\n`);
-};
 
-const rss: Record<string, number> = { start: rssMB() };
-gc();
-const heapStart = heapMB();
+// GC pauses arrive asynchronously; they are attributed to phases afterwards by time window.
+type Window = readonly [number, number];
+const gcPauses: { start: number; duration: number }[] = [];
+const gcObserver = new PerformanceObserver((list) => {
+  for (const e of list.getEntries()) gcPauses.push({ start: e.startTime, duration: e.duration });
+});
+gcObserver.observe({ entryTypes: ['gc'] });
+const gcWithin = (windows: readonly Window[]): number =>
+  gcPauses.filter((g) => windows.some(([a, b]) => g.start >= a && g.start < b)).reduce((n, g) => n + g.duration, 0);
 
-// Objects and their inputs, as the operator would see them after a list.
-const poolObjects = makePools(large);
-const serviceObjects: Service[] = Array.from({ length: N }, (_, i) => makeService(i, large));
-gc();
-const heapObjects = heapMB();
-const [pools, convertPoolsMs] = time(() => poolObjects.map(poolInput));
-const [freshInputs, convertServicesMs] = time(() => serviceObjects.map(serviceInput));
-rss.objects = rssMB();
-
-// Allocate all: nothing held yet.
-const allocateRuns: number[] = [];
-let first: Allocator | undefined;
-for (let r = 0; r < REPEATS; r++) {
-  first = undefined;
-  gc();
-  const [a, ms] = time(() => new Allocator(pools, freshInputs));
-  allocateRuns.push(ms);
-  first = a;
+/** Wall time of f, its window (for GC attribution) and the process CPU time it used (all threads). */
+function timed<T>(windows: Window[], cpu: number[], f: () => T): [T, number] {
+  const c0 = process.cpuUsage();
+  const t0 = performance.now();
+  const out = f();
+  const t1 = performance.now();
+  const c = process.cpuUsage(c0);
+  windows.push([t0, t1]);
+  cpu.push((c.user + c.system) / 1000);
+  return [out, t1 - t0];
 }
-const [allocated, readResultsMs] = time(() => first!.results());
-const allocatedSummary = summarize(allocated);
-gc();
-const heapAllocator = heapMB() - heapObjects;
-rss.allocate = rssMB();
-first = undefined;
 
-// Rebuild: the same services carrying the statuses the first run wrote.
-const statusObjects = serviceObjects.map((svc) => withStatus(svc, allocated.get(`${svc.metadata.namespace}/${svc.metadata.name}`)));
-const [statusInputs, convertStatusMs] = time(() => statusObjects.map(serviceInput));
-const rebuildRuns: number[] = [];
-let state: Allocator | undefined;
-for (let r = 0; r < REPEATS; r++) {
-  state = undefined;
-  gc();
-  const [a, ms] = time(() => new Allocator(pools, statusInputs));
-  rebuildRuns.push(ms);
-  state = a;
-}
-const alloc = state!;
-const rebuilt = alloc.results();
-let rebuildSame = 0;
-for (const [key, r] of allocated) if (sameIPs(r.ips, rebuilt.get(key)?.ips)) rebuildSame++;
-const [, firstDrainMs] = time(() => alloc.drainChanged());
-rss.rebuild = rssMB();
-
-// One change at a time on the rebuilt state: create, update (labels and ports), delete, in turn.
-type Kind = 'create' | 'update' | 'delete';
-interface Live {
-  index: number;
-  object: Service;
-}
-const live: Live[] = statusObjects.map((object, index) => ({ index, object }));
 const keyOf = (svc: Service): string => `${svc.metadata.namespace ?? 'default'}/${svc.metadata.name}`;
-const rng = (() => {
-  let s = 0x2545f491;
-  return (): number => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(s ^ (s >>> 15), 1 | s);
+const ingressIPs = (svc: Service): string[] => (svc.status?.loadBalancer?.ingress ?? []).flatMap((i) => (i.ip === undefined ? [] : [i.ip]));
+const rss: Record<string, number> = { start: rssMB() };
+/** Other work on the machine skews every figure: the 1-minute load average before this run started. */
+const loadAtStart = loadavg()[0]!;
+
+/** Allocate all: services with no status yet. Returns the objects as the operator then writes them. */
+function allocateAll(pools: readonly PoolInput[]) {
+  gc();
+  const heap0 = heapMB();
+  const objects: Service[] = Array.from({ length: N }, (_, i) => makeService(i, large));
+  gc();
+  const heapObjects = heapMB() - heap0;
+  const convertWindows: Window[] = [];
+  const convertCpu: number[] = [];
+  const [inputs, convertMs] = timed(convertWindows, convertCpu, () => objects.map(serviceInput));
+  gc();
+  const heapInputs = heapMB() - heap0 - heapObjects;
+  rss.inputs = rssMB();
+  const runs: number[] = [];
+  const cpu: number[] = [];
+  const windows: Window[] = [];
+  let allocator: Allocator | undefined;
+  for (let r = 0; r < REPEATS; r++) {
+    allocator = undefined;
+    gc();
+    [allocator, runs[r]] = timed(windows, cpu, () => new Allocator(pools, inputs));
+  }
+  gc();
+  const heapAllocator = heapMB() - heap0 - heapObjects - heapInputs;
+  rss.allocate = rssMB();
+  const [results, readResultsMs] = time(() => allocator!.results());
+  const statusObjects = objects.map((svc) => withStatus(svc, results.get(keyOf(svc))));
+  return { runs, cpu, windows, convertMs, convertCpu, convertWindows, readResultsMs, summary: summarize(results), heapObjects, heapInputs, heapAllocator, statusObjects };
+}
+
+/** Rebuild: the same services carrying their statuses, as after an operator restart. */
+function rebuild(pools: readonly PoolInput[], objects: readonly Service[]) {
+  gc();
+  const heap0 = heapMB();
+  const convertWindows: Window[] = [];
+  const convertCpu: number[] = [];
+  const [inputs, convertMs] = timed(convertWindows, convertCpu, () => objects.map(serviceInput));
+  gc();
+  const heapInputs = heapMB() - heap0;
+  const runs: number[] = [];
+  const cpu: number[] = [];
+  const windows: Window[] = [];
+  let allocator: Allocator | undefined;
+  const snapshots = flags['heap-snapshots'];
+  if (snapshots !== undefined) writeHeapSnapshot(`${snapshots}/before-rebuild.heapsnapshot`);
+  for (let r = 0; r < REPEATS; r++) {
+    allocator = undefined;
+    gc();
+    [allocator, runs[r]] = timed(windows, cpu, () => new Allocator(pools, inputs));
+  }
+  gc();
+  const heapTotal = heapMB();
+  const heapAllocator = heapTotal - heap0 - heapInputs;
+  if (snapshots !== undefined) writeHeapSnapshot(`${snapshots}/after-rebuild.heapsnapshot`);
+  rss.rebuild = rssMB();
+  const alloc = allocator!;
+  let sameIPs = 0;
+  for (const svc of objects) if (sameIPsOf(ingressIPs(svc), alloc.result(keyOf(svc))?.ips)) sameIPs++;
+  const [, firstDrainMs] = time(() => alloc.drainChanged());
+  return { runs, cpu, windows, convertMs, convertCpu, convertWindows, sameIPs, firstDrainMs, heapObjects: heap0, heapInputs, heapAllocator, heapTotal, alloc };
+}
+
+type Kind = 'create' | 'update' | 'delete';
+const kinds = ['create', 'update', 'delete'] as const;
+
+/** One change at a time on the built state: create, update (labels and ports), delete, in turn. */
+function changes(alloc: Allocator, objects: readonly Service[]) {
+  const live = objects.map((object, index) => ({ index, object }));
+  let seed = 0x2545f491;
+  const rng = (): number => {
+    seed = (seed + 0x6d2b79f5) >>> 0;
+    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
     t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
     return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
   };
-})();
-const latency: Record<Kind, { apply: number[]; convert: number[]; drain: number[] }> = {
-  create: { apply: [], convert: [], drain: [] },
-  update: { apply: [], convert: [], drain: [] },
-  delete: { apply: [], convert: [], drain: [] },
-};
-const checks = { createsSatisfied: 0, updatesKeptIPs: 0, changedKeysMax: 0 };
-let nextIndex = N;
-for (let op = 0; op < OPS; op++) {
-  const kind: Kind = (['create', 'update', 'delete'] as const)[op % 3]!;
-  const record = latency[kind];
-  if (kind === 'create') {
-    const object = makeService(nextIndex, large);
+  const latency: Record<Kind, { apply: number[]; convert: number[]; drain: number[]; windows: Window[] }> = {
+    create: { apply: [], convert: [], drain: [], windows: [] },
+    update: { apply: [], convert: [], drain: [], windows: [] },
+    delete: { apply: [], convert: [], drain: [], windows: [] },
+  };
+  const checks = { createsSatisfied: 0, updatesKeptIPs: 0, changedKeysMax: 0 };
+  let nextIndex = N;
+  for (let op = 0; op < OPS; op++) {
+    const kind = kinds[op % 3]!;
+    const at = Math.floor(rng() * live.length);
+    const target = live[at]!;
+    const record = latency[kind];
+    // The object as the watch delivers it, then: serviceInput (convert), the change (apply), drainChanged.
+    let object: Service | undefined;
+    let before: ServiceResult | undefined;
+    if (kind === 'create') object = makeService(nextIndex, large);
+    if (kind === 'update') {
+      before = alloc.result(keyOf(target.object));
+      // generation is 1 + revision: the next revision is the current generation.
+      object = withStatus(makeService(target.index, large, target.object.metadata.generation ?? 1), before);
+    }
     const t0 = performance.now();
-    const input = serviceInput(object);
+    const input = object ? serviceInput(object) : undefined;
     const t1 = performance.now();
-    alloc.upsertService(input);
+    if (input) alloc.upsertService(input);
+    else alloc.deleteService(keyOf(target.object));
     const t2 = performance.now();
     const changed = alloc.drainChanged();
     const t3 = performance.now();
     record.convert.push(t1 - t0);
     record.apply.push(t2 - t1);
     record.drain.push(t3 - t2);
+    record.windows.push([t1, t2]);
     checks.changedKeysMax = Math.max(checks.changedKeysMax, changed.length);
-    const result = alloc.result(input.key);
-    if (result?.satisfied) checks.createsSatisfied++;
-    live.push({ index: nextIndex++, object: withStatus(object, result) });
-  } else {
-    const at = Math.floor(rng() * live.length);
-    const target = live[at]!;
-    const key = keyOf(target.object);
-    if (kind === 'update') {
-      const before = alloc.result(key);
-      // generation is 1 + revision: the next revision is the current generation.
-      const rev = target.object.metadata.generation ?? 1;
-      const object = withStatus(makeService(target.index, large, rev), before);
-      const t0 = performance.now();
-      const input = serviceInput(object);
-      const t1 = performance.now();
-      alloc.upsertService(input);
-      const t2 = performance.now();
-      const changed = alloc.drainChanged();
-      const t3 = performance.now();
-      record.convert.push(t1 - t0);
-      record.apply.push(t2 - t1);
-      record.drain.push(t3 - t2);
-      checks.changedKeysMax = Math.max(checks.changedKeysMax, changed.length);
-      if (sameIPs(before?.ips, alloc.result(key)?.ips)) checks.updatesKeptIPs++;
+    if (kind === 'create' && object && input) {
+      const result = alloc.result(input.key);
+      if (result?.satisfied) checks.createsSatisfied++;
+      live.push({ index: nextIndex++, object: withStatus(object, result) });
+    } else if (kind === 'update' && object && input) {
+      if (sameIPsOf(before?.ips, alloc.result(input.key)?.ips)) checks.updatesKeptIPs++;
       target.object = object;
     } else {
-      const t1 = performance.now();
-      alloc.deleteService(key);
-      const t2 = performance.now();
-      const changed = alloc.drainChanged();
-      const t3 = performance.now();
-      record.convert.push(0);
-      record.apply.push(t2 - t1);
-      record.drain.push(t3 - t2);
-      checks.changedKeysMax = Math.max(checks.changedKeysMax, changed.length);
       live[at] = live[live.length - 1]!;
       live.pop();
     }
   }
+  rss.change = rssMB();
+  return { latency, checks };
 }
-rss.change = rssMB();
-const allApply = [...latency.create.apply, ...latency.update.apply, ...latency.delete.apply];
-const allEndToEnd = (['create', 'update', 'delete'] as const).flatMap((k) =>
-  latency[k].apply.map((a, i) => a + latency[k].convert[i]! + latency[k].drain[i]!),
-);
-const peakRss100k = rssMB();
 
-// Release the 100k state before the 10k comparisons.
-state = undefined;
-live.length = 0;
-gc();
-
-// Cost against pool size: 10,000 services from a /12 (+ /64) and from a /16 (+ /112), alternating.
-const sizeCase = (layout: Layout) => {
-  const poolInputs = makePools(layout).map(poolInput);
-  const inputs = Array.from({ length: SMALL_N }, (_, i) => serviceInput(makeService(i, layout)));
-  return { layout, poolInputs, inputs, runs: [] as number[], satisfied: 0 };
-};
-const sizeCases = [sizeCase(large), sizeCase(small)] as const;
-for (let r = 0; r < SIZE_REPEATS; r++) {
-  for (const c of sizeCases) {
-    gc();
-    const [a, ms] = time(() => new Allocator(c.poolInputs, c.inputs));
-    c.runs.push(ms);
-    c.satisfied = summarize(a.results()).satisfied;
+/**
+ * Beyond the issue's workload: services that no pool selects (here in kube-system, which the bulk
+ * pools exclude) wait for an address, and a change that frees an address or carries a sharing key
+ * retries every one of them. Measured on the same state with 0, 100 and 1,000 waiting.
+ */
+function waitingCost(alloc: Allocator, objects: readonly Service[], firstIndex: number) {
+  const levels: { waiting: number; deleteMedianUs: number; deleteP99Us: number; sharingCreateMedianUs: number; sharingCreateP99Us: number }[] = [];
+  let index = firstIndex;
+  let added = 0;
+  let victim = 0;
+  const unsatisfied: string[] = [];
+  for (const target of WAITING_LEVELS) {
+    for (; added < target; added++) {
+      const svc = makeService(index++, large);
+      svc.metadata.namespace = 'kube-system';
+      const input = serviceInput(svc);
+      alloc.upsertService(input);
+      if (alloc.result(input.key)?.satisfied === false) unsatisfied.push(input.key);
+    }
+    alloc.drainChanged();
+    const deletes: number[] = [];
+    const creates: number[] = [];
+    for (let j = 0; j < WAITING_OPS; j++) {
+      // The next service still present that holds its address alone: deleting it frees the address.
+      for (; victim < objects.length; victim++) {
+        const o = objects[victim]!;
+        if (o.metadata.annotations?.['beacon.io/sharing-key'] === undefined && alloc.result(keyOf(o)) !== undefined) break;
+      }
+      const o = objects[victim++];
+      if (o) {
+        const t = performance.now();
+        alloc.deleteService(keyOf(o));
+        deletes.push(performance.now() - t);
+      }
+      const svc = makeService(index++, large);
+      (svc.metadata.annotations ??= {})['beacon.io/sharing-key'] = `solo-${index}`;
+      const input = serviceInput(svc);
+      const t = performance.now();
+      alloc.upsertService(input);
+      creates.push(performance.now() - t);
+      alloc.drainChanged();
+    }
+    levels.push({
+      waiting: unsatisfied.filter((k) => alloc.result(k)?.satisfied === false).length,
+      deleteMedianUs: median(deletes) * 1000,
+      deleteP99Us: percentile(deletes, 0.99) * 1000,
+      sharingCreateMedianUs: median(creates) * 1000,
+      sharingCreateP99Us: percentile(creates, 0.99) * 1000,
+    });
   }
+  return levels;
 }
-const [largeCase, smallCase] = sizeCases;
-const sizeRatio = median(largeCase.runs) / median(smallCase.runs);
 
-// The peer, side by side on the same 10,000 inputs (the /12 + /64 case).
+function mainCase() {
+  const pools = time(() => makePools(large).map(poolInput));
+  const a = allocateAll(pools[0]);
+  const b = rebuild(pools[0], a.statusObjects);
+  const c = changes(b.alloc, a.statusObjects);
+  const w = waitingCost(b.alloc, a.statusObjects, N + OPS);
+  // Figures only: the objects and the allocator must not outlive this case.
+  const allocate = { ...a, statusObjects: undefined };
+  const rebuilt = { ...b, alloc: undefined };
+  return { convertPoolsMs: pools[1], allocate, rebuilt, change: c, waiting: w };
+}
+
+/** Cost against pool size: 10,000 services from a /12 (+ /64) and from a /16 (+ /112), alternating. */
+function poolSizeCase() {
+  const sizeCase = (layout: Layout) => {
+    const pools = makePools(layout).map(poolInput);
+    const inputs = Array.from({ length: SMALL_N }, (_, i) => serviceInput(makeService(i, layout)));
+    return { layout, pools, inputs, runs: [] as number[], cpu: [] as number[], windows: [] as Window[], satisfied: 0 };
+  };
+  const cases = [sizeCase(large), sizeCase(small)] as const;
+  // Two rounds to warm the JIT, then the measured rounds.
+  for (let r = 0; r < SIZE_REPEATS + 2; r++) {
+    for (const c of cases) {
+      gc();
+      const cpu: number[] = [];
+      const windows: Window[] = [];
+      const [a, ms] = timed(windows, cpu, () => new Allocator(c.pools, c.inputs));
+      if (r >= 2) {
+        c.runs.push(ms);
+        c.cpu.push(cpu[0]!);
+      }
+      c.satisfied = summarize(a.results()).satisfied;
+    }
+  }
+  rss.size = rssMB();
+  const [l, s] = cases;
+  return { l, s, ratio: median(l.runs) / median(s.runs), cpuRatio: median(l.cpu) / median(s.cpu) };
+}
+
+/** The peer, side by side on the same 10,000 inputs (the /12 + /64 layout). */
+function peerCase() {
+  const pools = makePools(large).map(poolInput);
+  const inputs = Array.from({ length: SMALL_N }, (_, i) => serviceInput(makeService(i, large)));
+  const beaconRuns: number[] = [];
+  let results = new Map<string, ServiceResult>();
+  for (let r = 0; r < SIZE_REPEATS + 1; r++) {
+    gc();
+    const [a, ms] = time(() => new Allocator(pools, inputs));
+    if (r >= 1) beaconRuns.push(ms);
+    results = a.results();
+  }
+  gc();
+  const naive = naiveAllocate(pools, inputs, PEER_BUDGET_MS);
+  let same = 0;
+  for (const [key, ips] of naive.ips) if (sameIPsOf(ips, results.get(key)?.ips)) same++;
+  // The scan is O(n^2): when the budget stops it, the full time is extrapolated from the part done.
+  const fullMs = naive.finished ? naive.elapsedMs : naive.elapsedMs * (naive.total / Math.max(1, naive.processed)) ** 2;
+  const beaconMs = median(beaconRuns);
+  rss.peer = rssMB();
+  return { naive, same, fullMs, beaconMs, beaconRuns, ratio: fullMs / beaconMs };
+}
+
+/**
+ * LB-IPAM's own memory as the operator holds it: the inputs and the allocator for N services,
+ * allocated, then rebuilt from the statuses. Objects are made and converted one at a time (they
+ * belong to the store's cache, which bench:runtime measures), and the run happens in a fresh
+ * process so that nothing else in this benchmark counts towards its peak RSS.
+ */
+function footprintChild(): { peakRssMB: number; satisfied: number; heapMB: number } {
+  const pools = makePools(large).map(poolInput);
+  let inputs: ServiceInput[] = Array.from({ length: N }, (_, i) => serviceInput(makeService(i, large)));
+  let alloc: Allocator | undefined = new Allocator(pools, inputs);
+  const ips = inputs.map((inp) => alloc!.result(inp.key));
+  alloc = undefined;
+  inputs = [];
+  gc();
+  const statusInputs = ips.map((r, i) => serviceInput(withStatus(makeService(i, large), r)));
+  ips.length = 0;
+  gc();
+  const rebuilt = new Allocator(pools, statusInputs);
+  gc();
+  return { peakRssMB: rssMB(), satisfied: summarize(rebuilt.results()).satisfied, heapMB: heapMB() };
+}
+
+function footprintCase(): { peakRssMB: number; satisfied: number; heapMB: number } {
+  const child = spawnSync(process.execPath, ['--expose-gc', process.argv[1]!, '--part', 'footprint-child', '--services', String(N)], { encoding: 'utf8', timeout: 120_000 });
+  if (child.status !== 0) throw new Error(`footprint run failed: ${child.stderr}`);
+  return JSON.parse(child.stdout) as { peakRssMB: number; satisfied: number; heapMB: number };
+}
+
+if (parts.includes('footprint-child')) {
+  process.stdout.write(JSON.stringify(footprintChild()));
+  process.exit(0);
+}
+
+const main = parts.includes('main') ? mainCase() : undefined;
 gc();
-const beacon10k = new Allocator(largeCase.poolInputs, largeCase.inputs).results();
-const naive = naiveAllocate(largeCase.poolInputs, largeCase.inputs, PEER_BUDGET_MS);
-let naiveSame = 0;
-for (const [key, ips] of naive.ips) if (sameIPs(ips, beacon10k.get(key)?.ips)) naiveSame++;
-// O(n^2) scan: when the budget stops it, the full time is estimated from the part done.
-const naiveFullMs = naive.finished ? naive.elapsedMs : naive.elapsedMs * (naive.total / Math.max(1, naive.processed)) ** 2;
-const peerRatio = naiveFullMs / median(largeCase.runs);
-rss.end = rssMB();
+const size = parts.includes('size') ? poolSizeCase() : undefined;
+gc();
+const peer = parts.includes('peer') ? peerCase() : undefined;
+const footprint = parts.includes('footprint') ? footprintCase() : undefined;
+// Let the observer deliver the last GC entries.
+await new Promise((resolve) => setTimeout(resolve, 100));
+gcObserver.disconnect();
 
 // ---- report ------------------------------------------------------------------------------------
 
+const log = (line = ''): void => {
+  if (!flags.json) process.stdout.write(`${line}\n`);
+};
+const round = (v: number, digits = 1): number => Number(v.toFixed(digits));
 const ms = (v: number): string => `${v.toFixed(1)} ms`;
-const us = (v: number): string => `${(v * 1000).toFixed(1)} µs`;
+const us = (v: number): string => `${v.toFixed(1)} µs`;
+const k = (n: number): string => n.toLocaleString('en-US');
 const verdict = (ok: boolean): string => (ok ? 'ok' : 'MISSED');
-const allocateMs = median(allocateRuns);
-const rebuildMs = median(rebuildRuns);
-const changeMedianMs = median(allApply);
+const gcShare = (windows: readonly Window[], runs: readonly number[]): number => gcWithin(windows) / runs.reduce((n, v) => n + v, 0);
 const peakMB = Math.max(...Object.values(rss));
 const cpu = cpus()[0]?.model ?? 'unknown';
+
+const mainReport = main && (() => {
+  const { allocate: a, rebuilt: b, change: c } = main;
+  const all = kinds.flatMap((kind) => c.latency[kind].apply);
+  const endToEnd = kinds.flatMap((kind) => c.latency[kind].apply.map((v, i) => v + c.latency[kind].convert[i]! + c.latency[kind].drain[i]!));
+  return {
+    services: N,
+    pools: { ingress: ingressBlocks, bulkV4: large.v4, bulkV6: large.v6 },
+    convert: {
+      poolsMs: round(main.convertPoolsMs, 2),
+      servicesMs: round(a.convertMs),
+      servicesCpuMs: round(a.convertCpu[0]!),
+      servicesGcShare: round(gcShare(a.convertWindows, [a.convertMs]), 2),
+      servicesWithStatusMs: round(b.convertMs),
+      servicesWithStatusCpuMs: round(b.convertCpu[0]!),
+      servicesWithStatusGcShare: round(gcShare(b.convertWindows, [b.convertMs]), 2),
+    },
+    allocateAll: {
+      medianMs: round(median(a.runs)),
+      runsMs: a.runs.map((v) => round(v)),
+      cpuMedianMs: round(median(a.cpu)),
+      cpuRunsMs: a.cpu.map((v) => round(v)),
+      gcShare: round(gcShare(a.windows, a.runs), 2),
+      endToEndMs: round(main.convertPoolsMs + a.convertMs + median(a.runs)),
+      resultsMs: round(a.readResultsMs),
+      ...a.summary,
+      targetMs: targets.allocateMs,
+      met: median(a.runs) < targets.allocateMs,
+    },
+    rebuild: {
+      medianMs: round(median(b.runs)),
+      runsMs: b.runs.map((v) => round(v)),
+      cpuMedianMs: round(median(b.cpu)),
+      cpuRunsMs: b.cpu.map((v) => round(v)),
+      gcShare: round(gcShare(b.windows, b.runs), 2),
+      endToEndMs: round(main.convertPoolsMs + b.convertMs + median(b.runs)),
+      sameIPs: b.sameIPs,
+      firstDrainChangedMs: round(b.firstDrainMs),
+      targetMs: targets.rebuildMs,
+      met: median(b.runs) < targets.rebuildMs,
+    },
+    change: {
+      ops: OPS,
+      medianUs: round(median(all) * 1000),
+      p99Us: round(percentile(all, 0.99) * 1000),
+      endToEndMedianUs: round(median(endToEnd) * 1000),
+      endToEndP99Us: round(percentile(endToEnd, 0.99) * 1000),
+      byKind: Object.fromEntries(
+        kinds.map((kind) => {
+          const l = c.latency[kind];
+          return [
+            kind,
+            {
+              n: l.apply.length,
+              medianUs: round(median(l.apply) * 1000),
+              p99Us: round(percentile(l.apply, 0.99) * 1000),
+              maxUs: round(Math.max(...l.apply) * 1000),
+              gcMs: round(gcWithin(l.windows)),
+              convertMedianUs: round(median(l.convert) * 1000),
+              drainMedianUs: round(median(l.drain) * 1000),
+            },
+          ];
+        }),
+      ) as Record<Kind, { n: number; medianUs: number; p99Us: number; maxUs: number; gcMs: number; convertMedianUs: number; drainMedianUs: number }>,
+      ...c.checks,
+      targetUs: targets.changeUs,
+      met: median(all) * 1000 < targets.changeUs,
+    },
+    waiting: main.waiting.map((l) => ({
+      waiting: l.waiting,
+      deleteMedianUs: round(l.deleteMedianUs),
+      deleteP99Us: round(l.deleteP99Us),
+      sharingCreateMedianUs: round(l.sharingCreateMedianUs),
+      sharingCreateP99Us: round(l.sharingCreateP99Us),
+    })),
+    heapMB: {
+      objects: round(a.heapObjects),
+      inputs: round(a.heapInputs),
+      allocatorAfterAllocateAll: round(a.heapAllocator),
+      inputsWithStatus: round(b.heapInputs),
+      objectsWithStatus: round(b.heapObjects),
+      allocatorAfterRebuild: round(b.heapAllocator),
+      totalAfterRebuild: round(b.heapTotal),
+    },
+  };
+})();
+
+const sizeReport = size && {
+  services: SMALL_N,
+  large: { layout: size.l.layout.name, medianMs: round(median(size.l.runs)), cpuMedianMs: round(median(size.l.cpu)), runsMs: size.l.runs.map((v) => round(v)), satisfied: size.l.satisfied },
+  small: { layout: size.s.layout.name, medianMs: round(median(size.s.runs)), cpuMedianMs: round(median(size.s.cpu)), runsMs: size.s.runs.map((v) => round(v)), satisfied: size.s.satisfied },
+  ratio: round(size.ratio, 2),
+  cpuRatio: round(size.cpuRatio, 2),
+};
+
+const peerReport = peer && {
+  name: 'naive linear scan + Set<string>, in bench/ipam.ts (Cilium and MetalLB are Go controllers, not runnable here)',
+  services: peer.naive.total,
+  processed: peer.naive.processed,
+  finished: peer.naive.finished,
+  elapsedMs: round(peer.naive.elapsedMs),
+  fullMs: round(peer.fullMs),
+  estimated: !peer.naive.finished,
+  sameIPs: peer.same,
+  beaconMs: round(peer.beaconMs),
+  ratio: round(peer.ratio),
+};
 
 const report = {
   bench: 'lbipam',
@@ -507,97 +770,60 @@ const report = {
   node: process.version,
   cpus: availableParallelism(),
   cpuModel: cpu,
-  services: N,
-  pools: { ingress: ingressBlocks, bulkV4: large.v4, bulkV6: large.v6 },
-  convert: { poolsMs: convertPoolsMs, servicesMs: convertServicesMs, servicesWithStatusMs: convertStatusMs },
-  allocateAll: { medianMs: allocateMs, runsMs: allocateRuns, endToEndMs: convertPoolsMs + convertServicesMs + allocateMs, readResultsMs, ...allocatedSummary, targetMs: targets.allocateMs },
-  rebuild: {
-    medianMs: rebuildMs,
-    runsMs: rebuildRuns,
-    endToEndMs: convertPoolsMs + convertStatusMs + rebuildMs,
-    sameIPs: rebuildSame,
-    firstDrainChangedMs: firstDrainMs,
-    targetMs: targets.rebuildMs,
-  },
-  change: {
-    ops: OPS,
-    medianUs: changeMedianMs * 1000,
-    p99Us: percentile(allApply, 0.99) * 1000,
-    endToEndMedianUs: median(allEndToEnd) * 1000,
-    endToEndP99Us: percentile(allEndToEnd, 0.99) * 1000,
-    byKind: Object.fromEntries(
-      (['create', 'update', 'delete'] as const).map((k) => [
-        k,
-        {
-          n: latency[k].apply.length,
-          medianUs: median(latency[k].apply) * 1000,
-          p99Us: percentile(latency[k].apply, 0.99) * 1000,
-          maxUs: Math.max(...latency[k].apply) * 1000,
-          convertMedianUs: median(latency[k].convert) * 1000,
-          drainMedianUs: median(latency[k].drain) * 1000,
-        },
-      ]),
-    ),
-    ...checks,
-    targetUs: targets.changeUs,
-  },
+  loadAverage: { atStart: round(loadAtStart, 2), atEnd: round(loadavg()[0]!, 2) },
+  main: mainReport,
   memory: {
-    peakRssMB: peakMB,
-    peakRss100kMB: peakRss100k,
-    rssByPhaseMB: rss,
-    heapObjectsMB: heapObjects - heapStart,
-    heapAllocatorMB: heapAllocator,
+    // The target applies to LB-IPAM's footprint (inputs + allocator, allocate then rebuild, in a
+    // fresh process); this benchmark process also holds every phase's objects at once.
+    footprintPeakRssMB: footprint ? round(footprint.peakRssMB) : undefined,
+    footprintHeapMB: footprint ? round(footprint.heapMB) : undefined,
+    benchProcessPeakRssMB: round(peakMB),
+    rssByPhaseMB: Object.fromEntries(Object.entries(rss).map(([p, v]) => [p, round(v)])),
     targetMB: targets.rssMB,
+    met: footprint ? footprint.peakRssMB < targets.rssMB : peakMB < targets.rssMB,
   },
-  poolSize: {
-    services: SMALL_N,
-    large: { layout: large.name, medianMs: median(largeCase.runs), runsMs: largeCase.runs, satisfied: largeCase.satisfied },
-    small: { layout: small.name, medianMs: median(smallCase.runs), runsMs: smallCase.runs, satisfied: smallCase.satisfied },
-    ratio: sizeRatio,
-  },
-  peer: {
-    name: 'naive linear scan + Set<string> (in this file; Cilium and MetalLB are not runnable here)',
-    services: naive.total,
-    processed: naive.processed,
-    finished: naive.finished,
-    elapsedMs: naive.elapsedMs,
-    fullMs: naiveFullMs,
-    estimated: !naive.finished,
-    sameIPs: naiveSame,
-    beaconMs: median(largeCase.runs),
-    ratio: peerRatio,
-  },
-  targetsMet: {
-    allocateAll: allocateMs < targets.allocateMs,
-    rebuild: rebuildMs < targets.rebuildMs,
-    change: changeMedianMs * 1000 < targets.changeUs,
-    rss: peakMB < targets.rssMB,
-  },
+  poolSize: sizeReport,
+  peer: peerReport,
 };
 
-const k = (n: number): string => n.toLocaleString('en-US');
-log(`LB-IPAM benchmark: ${k(N)} services; pools ingress (${ingressBlocks.join(', ')}, priority 1, tier=ingress), bulk-v4 ${large.v4}, bulk-v6 ${large.v6}`);
-log(`node ${process.version}, ${availableParallelism()} CPUs (${cpu})`);
-log();
-log(`objects -> inputs     pools ${ms(convertPoolsMs)}, services ${ms(convertServicesMs)}, services with status ${ms(convertStatusMs)}`);
-log(`allocate all          ${ms(allocateMs)} median of ${REPEATS} [${allocateRuns.map(ms).join(', ')}]  target < ${targets.allocateMs} ms: ${verdict(report.targetsMet.allocateAll)}`);
-log(`                      end to end (with conversion) ${ms(report.allocateAll.endToEndMs)}; results() ${ms(readResultsMs)}`);
-log(`                      satisfied ${k(allocatedSummary.satisfied)} of ${k(allocated.size)} ${JSON.stringify(allocatedSummary.reasons)}`);
-log(`rebuild from status   ${ms(rebuildMs)} median of ${REPEATS} [${rebuildRuns.map(ms).join(', ')}]  target < ${targets.rebuildMs} ms: ${verdict(report.targetsMet.rebuild)}`);
-log(`                      end to end (with conversion) ${ms(report.rebuild.endToEndMs)}; same IPs as before: ${k(rebuildSame)} of ${k(allocated.size)}`);
-log(`one change            median ${us(changeMedianMs)}, p99 ${us(percentile(allApply, 0.99))} over ${k(OPS)} ops  target < 1 ms: ${verdict(report.targetsMet.change)}`);
-for (const kind of ['create', 'update', 'delete'] as const) {
-  const b = report.change.byKind[kind]!;
-  log(`  ${kind.padEnd(7)} n=${b.n}  median ${b.medianUs.toFixed(1)} µs  p99 ${b.p99Us.toFixed(1)} µs  max ${b.maxUs.toFixed(1)} µs  (+ serviceInput ${b.convertMedianUs.toFixed(1)} µs, drainChanged ${b.drainMedianUs.toFixed(1)} µs)`);
+log(`LB-IPAM benchmark, node ${process.version}, ${availableParallelism()} CPUs (${cpu}), load average ${loadAtStart.toFixed(2)} before the run`);
+if (loadAtStart > 0.5) log('warning: the machine was busy before this run; figures are skewed by the other work');
+if (mainReport) {
+  const m = mainReport;
+  log(`${k(N)} services; pools ingress (${ingressBlocks.join(', ')}; priority 1, tier=ingress), bulk-v4 ${large.v4}, bulk-v6 ${large.v6}`);
+  log();
+  log(`objects -> inputs     pools ${ms(m.convert.poolsMs)}, services ${ms(m.convert.servicesMs)} (GC ${(m.convert.servicesGcShare * 100).toFixed(0)}%), services with status ${ms(m.convert.servicesWithStatusMs)} (GC ${(m.convert.servicesWithStatusGcShare * 100).toFixed(0)}%)`);
+  log(`allocate all          ${ms(m.allocateAll.medianMs)} median of ${REPEATS} [${m.allocateAll.runsMs.map(ms).join(', ')}], CPU ${ms(m.allocateAll.cpuMedianMs)}, GC ${(m.allocateAll.gcShare * 100).toFixed(0)}%  target < ${targets.allocateMs} ms: ${verdict(m.allocateAll.met)}`);
+  log(`                      end to end (with conversion) ${ms(m.allocateAll.endToEndMs)}; results() ${ms(m.allocateAll.resultsMs)}`);
+  log(`                      satisfied ${k(m.allocateAll.satisfied)} of ${k(N)} ${JSON.stringify(m.allocateAll.reasons)}`);
+  log(`rebuild from status   ${ms(m.rebuild.medianMs)} median of ${REPEATS} [${m.rebuild.runsMs.map(ms).join(', ')}], CPU ${ms(m.rebuild.cpuMedianMs)}, GC ${(m.rebuild.gcShare * 100).toFixed(0)}%  target < ${targets.rebuildMs} ms: ${verdict(m.rebuild.met)}`);
+  log(`                      end to end (with conversion) ${ms(m.rebuild.endToEndMs)}; same IPs as the statuses: ${k(m.rebuild.sameIPs)} of ${k(N)}`);
+  log(`one change            median ${us(m.change.medianUs)}, p99 ${us(m.change.p99Us)} over ${k(OPS)} ops  target < 1 ms: ${verdict(m.change.met)}`);
+  for (const kind of kinds) {
+    const b = m.change.byKind[kind];
+    log(`  ${kind.padEnd(7)} n=${b.n}  median ${us(b.medianUs)}  p99 ${us(b.p99Us)}  max ${us(b.maxUs)} (GC ${ms(b.gcMs)} in all)  + serviceInput ${us(b.convertMedianUs)}, drainChanged ${us(b.drainMedianUs)}`);
+  }
+  log(`                      end to end median ${us(m.change.endToEndMedianUs)}, p99 ${us(m.change.endToEndP99Us)}; creates satisfied ${m.change.createsSatisfied}, updates kept their IPs ${m.change.updatesKeptIPs}`);
+  log(`with services waiting (no pool selects them), ${WAITING_OPS} deletes and ${WAITING_OPS} creates with a sharing key each:`);
+  for (const l of m.waiting) {
+    log(`  ${String(l.waiting).padStart(5)} waiting: delete median ${us(l.deleteMedianUs)} (p99 ${us(l.deleteP99Us)}), create with sharing key median ${us(l.sharingCreateMedianUs)} (p99 ${us(l.sharingCreateP99Us)})`);
+  }
+  log(`heap                  objects ${m.heapMB.objects} MB, inputs ${m.heapMB.inputs} MB, allocator ${m.heapMB.allocatorAfterAllocateAll} MB (after allocate all), ${m.heapMB.allocatorAfterRebuild} MB (after rebuild); in use after rebuild ${m.heapMB.totalAfterRebuild} MB (objects with status ${m.heapMB.objectsWithStatus}, inputs ${m.heapMB.inputsWithStatus})`);
 }
-log(`                      end to end median ${us(median(allEndToEnd))}, p99 ${us(percentile(allEndToEnd, 0.99))}; creates satisfied ${checks.createsSatisfied}, updates kept their IPs ${checks.updatesKeptIPs}`);
-log(`peak RSS              ${peakMB.toFixed(0)} MB (maxRSS)  target < ${targets.rssMB} MB: ${verdict(report.targetsMet.rss)}`);
-log(`                      by phase ${Object.entries(rss).map(([p, v]) => `${p} ${v.toFixed(0)}`).join(', ')} MB; heap: objects ${(heapObjects - heapStart).toFixed(0)} MB, allocator state ${heapAllocator.toFixed(0)} MB`);
-log();
-log(`pool size, ${k(SMALL_N)} services: ${large.name} ${ms(median(largeCase.runs))}, ${small.name} ${ms(median(smallCase.runs))} (median of ${SIZE_REPEATS}); ratio ${sizeRatio.toFixed(2)}`);
-log(
-  `peer (naive linear scan), ${k(SMALL_N)} services: ${naive.finished ? ms(naive.elapsedMs) : `stopped at ${ms(naive.elapsedMs)} after ${k(naive.processed)} of ${k(naive.total)}, full run estimated ${ms(naiveFullMs)}`}` +
-    ` vs Beacon ${ms(median(largeCase.runs))}: ${peerRatio.toFixed(0)}x${naive.finished ? '' : ' (estimated)'}; same IPs for ${k(naiveSame)} of ${k(naive.processed)}`,
-);
+if (footprint) {
+  log(`peak RSS              ${footprint.peakRssMB.toFixed(0)} MB for LB-IPAM alone (${k(N)} services: inputs + allocator, allocate then rebuild, fresh process; heap ${footprint.heapMB.toFixed(0)} MB)  target < ${targets.rssMB} MB: ${verdict(report.memory.met)}`);
+}
+log(`                      ${peakMB.toFixed(0)} MB for this whole benchmark process (it keeps every phase's objects); by phase ${Object.entries(rss).map(([p, v]) => `${p} ${v.toFixed(0)}`).join(', ')}`);
+if (sizeReport) {
+  log();
+  log(`pool size, ${k(SMALL_N)} services: ${sizeReport.large.layout} ${ms(sizeReport.large.medianMs)}, ${sizeReport.small.layout} ${ms(sizeReport.small.medianMs)} (median of ${SIZE_REPEATS}); ratio ${sizeReport.ratio.toFixed(2)} (CPU time ${sizeReport.large.cpuMedianMs} / ${sizeReport.small.cpuMedianMs} ms: ${sizeReport.cpuRatio.toFixed(2)})`);
+}
+if (peerReport) {
+  const p = peerReport;
+  log(
+    `peer (naive linear scan), ${k(p.services)} services: ${p.finished ? ms(p.elapsedMs) : `stopped at ${ms(p.elapsedMs)} after ${k(p.processed)}, full run estimated ${ms(p.fullMs)}`}` +
+      ` vs Beacon ${ms(p.beaconMs)}: ${p.ratio.toFixed(0)}x${p.finished ? '' : ' (estimated)'}; same IPs for ${k(p.sameIPs)} of ${k(p.processed)}`,
+  );
+}
 log();
 process.stdout.write(`${JSON.stringify(report)}\n`);
