@@ -25,23 +25,54 @@ export interface OperatorDeps {
   now?: () => string;
 }
 
-/** Status writes in flight at once: enough to hide store latency, few enough not to flood it. */
-const writeConcurrency = 16;
+/**
+ * Status writes in flight at once: enough to hide store latency (etcd answers each in about a
+ * millisecond; the embedded store commits the writes made together in one transaction), few
+ * enough not to flood it.
+ */
+const writeConcurrency = 256;
 
-/** Equal apart from lastTransitionTime and order. */
+/** How long an object waits for the watch to show a version newer than one this operator wrote from. */
+const behindWaitMs = 10_000;
+
+/** Equal apart from lastTransitionTime and order. Runs for every service on every full pass: no JSON unless needed. */
 const conditionsEqual = (a: readonly Condition[] | undefined, b: readonly Condition[] | undefined): boolean => {
-  const text = (cs: readonly Condition[] | undefined) =>
-    JSON.stringify((cs ?? []).map(({ lastTransitionTime: _, ...c }) => c).sort((x, y) => (x.type < y.type ? -1 : x.type > y.type ? 1 : 0)));
-  return text(a) === text(b);
+  const x = a ?? [];
+  const y = b ?? [];
+  if (x.length !== y.length) return false;
+  const byType = (p: Condition, q: Condition): number => (p.type < q.type ? -1 : p.type > q.type ? 1 : 0);
+  const xs = x.length > 1 ? [...x].sort(byType) : x;
+  const ys = y.length > 1 ? [...y].sort(byType) : y;
+  return xs.every((c, i) => {
+    const d = ys[i]! as unknown as Record<string, unknown>;
+    const e = c as unknown as Record<string, unknown>;
+    const keys = Object.keys(e).filter((k) => k !== 'lastTransitionTime' && e[k] !== undefined);
+    const other = Object.keys(d).filter((k) => k !== 'lastTransitionTime' && d[k] !== undefined);
+    return keys.length === other.length && keys.every((k) => e[k] === d[k] || JSON.stringify(e[k]) === JSON.stringify(d[k]));
+  });
 };
 
-const ingressEqual = (a: ServiceStatus | undefined, b: ServiceStatus | undefined): boolean =>
-  JSON.stringify(a?.loadBalancer?.ingress ?? []) === JSON.stringify(b?.loadBalancer?.ingress ?? []);
+const ingressEqual = (a: ServiceStatus | undefined, b: ServiceStatus | undefined): boolean => {
+  const x = a?.loadBalancer?.ingress ?? [];
+  const y = b?.loadBalancer?.ingress ?? [];
+  return x.length === y.length && (x.length === 0 || JSON.stringify(x) === JSON.stringify(y));
+};
 
 export class Operator {
   private allocator: Allocator | undefined;
   private poolVersions = new Map<string, string>();
   private serviceVersions = new Map<string, string>();
+  /**
+   * Objects (by kind and key) whose copy in the reflector is known to be older than the store's:
+   * this operator wrote their status, or lost a race on it, from resourceVersion `stale`. Until
+   * the watch shows a newer version, a write computed from that copy could only lose its race
+   * again, so they wait (on etcd the watch can trail thousands of writes behind: without this, the
+   * first pass turns into a storm of conflicts). `wrote`: the version this operator's write made.
+   */
+  private behind = new Map<string, { stale: string; wrote: string | undefined; at: number }>();
+  /** Services to check once the watch has caught up with them. */
+  private recheck = new Set<string>();
+  private recheckTimer: NodeJS.Timeout | undefined;
   private dirtyServices = new Set<string>();
   private allDirty = true;
   private scheduled = false;
@@ -60,11 +91,11 @@ export class Operator {
     this.active = true;
     this.allocator = undefined;
     this.allDirty = true;
+    this.behind.clear();
+    this.recheck.clear();
     this.unsubscribe = [
-      this.deps.pools.onChange(() => {
-        this.allDirty = true;
-        this.schedule();
-      }),
+      // Every pass reads all pools and checks their status; a change of their specs makes it check every service.
+      this.deps.pools.onChange(() => this.schedule()),
       this.deps.services.onChange((key) => {
         if (key === undefined) this.allDirty = true;
         else this.dirtyServices.add(key);
@@ -79,6 +110,8 @@ export class Operator {
     this.active = false;
     for (const u of this.unsubscribe) u();
     this.unsubscribe = [];
+    clearTimeout(this.recheckTimer);
+    this.recheckTimer = undefined;
     await this.running;
   }
 
@@ -147,7 +180,10 @@ export class Operator {
       this.deps.log.info({ pools: pools.inputs.length, services: services.length }, 'operator: rebuilt assignments from stored status');
       this.allDirty = true;
     } else {
-      if (poolsChanged) this.allocator.setPools(pools.inputs);
+      if (poolsChanged) {
+        this.allocator.setPools(pools.inputs);
+        this.allDirty = true;
+      }
       const keys = this.allDirty ? new Set([...this.serviceVersions.keys(), ...this.deps.services.items().map(objectKey)]) : this.dirtyServices;
       for (const key of keys) {
         const o = this.deps.services.get(key);
@@ -160,29 +196,47 @@ export class Operator {
         } else if (!o) {
           this.allocator.deleteService(key);
           this.serviceVersions.delete(key);
+          this.behind.delete(`Service ${key}`);
         }
       }
     }
     this.poolVersions = poolVersions;
     const changed = new Set(this.allocator.drainChanged());
-    const check = this.allDirty ? this.deps.services.items().map(objectKey) : [...new Set([...changed, ...this.dirtyServices])];
+    // A service whose only news is the status this operator wrote is settled, unless its result changed since.
+    const news = [...this.dirtyServices].filter((key) => {
+      const v = this.deps.services.get(key)?.metadata.resourceVersion;
+      return v === undefined || v !== this.behind.get(`Service ${key}`)?.wrote;
+    });
+    const due = [...this.recheck].filter((key) => !this.isBehind(this.deps.services.get(key)));
+    for (const key of due) this.recheck.delete(key);
+    const check = this.allDirty ? this.deps.services.items().map(objectKey) : [...new Set([...changed, ...news, ...due])];
     this.allDirty = false;
     this.dirtyServices.clear();
 
     const writes: (() => Promise<void>)[] = [];
+    const now = this.now(); // one timestamp for the pass (whole seconds anyway)
     for (const key of check) {
       const o = this.deps.services.get(key);
       if (!o) continue;
-      const write = this.serviceWrite(key, o);
+      if (this.isBehind(o)) {
+        this.recheck.add(key);
+        this.wakeLater();
+        continue;
+      }
+      const write = this.serviceWrite(key, o, now);
       if (write) writes.push(write);
     }
     for (const p of this.allocator.pools()) {
       const o = pools.objects.get(p.name);
       if (!o) continue;
+      if (this.isBehind(o)) {
+        this.wakeLater(); // its next event schedules a pass, which checks every pool
+        continue;
+      }
       const status = (o.status ?? {}) as PoolStatus;
       const fresh = poolConditions(p, o.metadata.generation);
       if (conditionsEqual(status.conditions?.filter((c) => fresh.some((f) => f.type === c.type)), fresh)) continue;
-      writes.push(() => this.write(o, { ...status, conditions: mergeConditions(status.conditions, fresh, this.now()) }, 'pool'));
+      writes.push(() => this.write(o, { ...status, conditions: mergeConditions(status.conditions, fresh, now) }, 'pool'));
     }
     await runLimited(writes, writeConcurrency);
 
@@ -198,13 +252,28 @@ export class Operator {
     metrics.reconcileSeconds.observe({ controller: 'lbipam' }, Number(process.hrtime.bigint() - started) / 1e9);
   }
 
+  /** True while the reflector still shows the version this operator wrote from or lost with (bounded: a lost event must not silence an object). */
+  private isBehind(o: StoredObject | undefined): boolean {
+    const b = o && this.behind.get(`${o.kind} ${objectKey(o)}`);
+    return b !== undefined && b.stale === o!.metadata.resourceVersion && Date.now() - b.at < behindWaitMs;
+  }
+
+  /** The watch's next event for a waiting object schedules a pass; this one is for a watch that never brings it. */
+  private wakeLater(): void {
+    this.recheckTimer ??= setTimeout(() => {
+      this.recheckTimer = undefined;
+      this.schedule();
+    }, behindWaitMs + 100);
+    this.recheckTimer.unref();
+  }
+
   /** The status write a service needs, or undefined when its stored status is already right. */
-  private serviceWrite(key: string, o: StoredObject): (() => Promise<void>) | undefined {
+  private serviceWrite(key: string, o: StoredObject, now: string): (() => Promise<void>) | undefined {
     const result = this.allocator!.result(key);
     const current = (o.status ?? {}) as ServiceStatus;
     const ours = current.conditions?.some((c) => c.type === ipamConditionType) ?? false;
     if (!result && !ours) return undefined; // not ours, never was: leave it alone
-    const desired = serviceStatus(current, result, o.metadata.generation, this.now());
+    const desired = serviceStatus(current, result, o.metadata.generation, now);
     if (ingressEqual(current, desired) && conditionsEqual(current.conditions, desired.conditions)) return undefined;
     if (result) {
       if (result.satisfied) this.deps.log.info({ service: key, ips: result.ips, reason: result.reason }, result.message);
@@ -218,22 +287,36 @@ export class Operator {
   private async write(o: StoredObject, status: unknown, what: 'service' | 'pool'): Promise<void> {
     if (!this.active) return;
     const ref = { kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name };
+    const key = objectKey(o);
+    const from = o.metadata.resourceVersion ?? '';
     try {
-      await this.deps.store.writeStatus(ref, status, o.metadata.resourceVersion ?? '');
+      const written = await this.deps.store.writeStatus(ref, status, from);
       this.deps.metrics.statusWrites.inc({ kind: what, result: 'ok' });
+      const version = written.metadata.resourceVersion ?? '';
+      if (version !== from) this.behind.set(`${o.kind} ${key}`, { stale: from, wrote: version, at: Date.now() });
+      // The write changed nothing the allocator reads (it keeps what it decided, not status): when
+      // the watch brings this version back, there is nothing to redo for it.
+      if (what === 'service' && this.serviceVersions.get(key) === from) this.serviceVersions.set(key, version);
     } catch (e) {
       if (e instanceof ConflictError || e instanceof NotFoundError) {
-        // The watch brings the fresh object; reconcile it again from there.
         this.deps.metrics.statusWrites.inc({ kind: what, result: 'conflict' });
-        if (what === 'pool') this.allDirty = true;
-        else this.dirtyServices.add(objectKey(o));
-        this.schedule();
+        if (e instanceof ConflictError && e.actual === from) {
+          // The store has the version we wrote from after all: nothing newer to wait for.
+          this.behind.delete(`${o.kind} ${key}`);
+          if (what === 'service') this.dirtyServices.add(key);
+          this.schedule();
+          return;
+        }
+        // The watch brings the fresh object, and its event a new pass that checks it again.
+        this.behind.set(`${o.kind} ${key}`, { stale: from, wrote: undefined, at: Date.now() });
+        if (what === 'service') this.recheck.add(key);
+        this.wakeLater();
         return;
       }
       this.deps.metrics.storeErrors.inc({ op: 'writeStatus' });
-      this.deps.log.warn({ object: objectKey(o), err: (e as Error).message }, 'status write failed; retrying');
-      if (what === 'pool') this.allDirty = true;
-      else this.dirtyServices.add(objectKey(o));
+      this.deps.log.warn({ object: key, err: (e as Error).message }, 'status write failed; retrying');
+      this.behind.delete(`${o.kind} ${key}`);
+      if (what === 'service') this.dirtyServices.add(key);
       setTimeout(() => this.schedule(), 500).unref();
     }
   }

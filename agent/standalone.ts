@@ -4,7 +4,7 @@ import { createServer, type Server } from 'node:http';
 import { ipamConditionType, type Condition, type LoadBalancerIPPool, type ServiceStatus } from '../api/index.js';
 import { isManaged } from '../lbipam/index.js';
 import { poolConditionTypes } from '../lbipam/index.js';
-import { Reflector, type Store, type StoredObject } from '../store/index.js';
+import { objectKey, Reflector, type Store, type StoredObject } from '../store/index.js';
 import { LeaderElector } from './election.js';
 import { serveLocalAPI, type PoolView, type ServiceView, type StatusView } from './local-api.js';
 import type { Logger } from './log.js';
@@ -37,23 +37,69 @@ const version = '0.1.0';
 const condition = (o: StoredObject, type: string): Condition | undefined =>
   ((o.status as { conditions?: Condition[] } | undefined)?.conditions ?? []).find((c) => c.type === type);
 
+/** One service as `beacon services` shows it, or undefined when LB-IPAM has nothing to do with it. */
+function serviceView(o: StoredObject): ServiceView | undefined {
+  const c = condition(o, ipamConditionType);
+  if (!c && !(o.kind === 'Service' && isManaged(o as unknown as Service))) return undefined;
+  const status = o.status as ServiceStatus | undefined;
+  return {
+    namespace: o.metadata.namespace ?? 'default',
+    name: o.metadata.name,
+    ips: (status?.loadBalancer?.ingress ?? []).flatMap((i) => (i.ip ? [i.ip] : [])),
+    satisfied: c?.status === 'True',
+    reason: c?.reason ?? 'pending',
+    message: c?.message ?? 'not processed by the operator yet',
+  };
+}
+
+const byNamespaceName = (a: ServiceView, b: ServiceView): number =>
+  a.namespace === b.namespace ? (a.name < b.name ? -1 : 1) : a.namespace < b.namespace ? -1 : 1;
+
 /** What `beacon services` shows: read from the stored status, so every node agrees. */
 export function serviceViews(services: readonly StoredObject[]): ServiceView[] {
-  return services
-    .filter((o) => condition(o, ipamConditionType) || (o.kind === 'Service' && isManaged(o as unknown as Service)))
-    .map((o) => {
-      const c = condition(o, ipamConditionType);
-      const status = o.status as ServiceStatus | undefined;
-      return {
-        namespace: o.metadata.namespace ?? 'default',
-        name: o.metadata.name,
-        ips: (status?.loadBalancer?.ingress ?? []).flatMap((i) => (i.ip ? [i.ip] : [])),
-        satisfied: c?.status === 'True',
-        reason: c?.reason ?? 'pending',
-        message: c?.message ?? 'not processed by the operator yet',
-      };
-    })
-    .sort((a, b) => (a.namespace === b.namespace ? (a.name < b.name ? -1 : 1) : a.namespace < b.namespace ? -1 : 1));
+  return services.flatMap((o) => serviceView(o) ?? []).sort(byNamespaceName);
+}
+
+/**
+ * serviceViews of a reflector's services, kept up to date one object at a time: with 10,000
+ * services, rebuilding and sorting the whole list on every request would cost each `beacon
+ * services` (and each poll of it) far more than the change it is waiting for.
+ */
+class ServiceViewCache {
+  private views = new Map<string, ServiceView>();
+  /** The sorted list, and each key's place in it; undefined after a service came or went. */
+  private sorted: { list: ServiceView[]; at: Map<string, number> } | undefined;
+
+  constructor(private readonly services: Reflector) {
+    services.onChange((key) => (key === undefined ? this.reset() : this.update(key)));
+    this.reset();
+  }
+
+  private reset(): void {
+    this.views = new Map(this.services.items().flatMap((o) => {
+      const v = serviceView(o);
+      return v ? [[objectKey(o), v] as const] : [];
+    }));
+    this.sorted = undefined;
+  }
+
+  private update(key: string): void {
+    const o = this.services.get(key);
+    const view = o && serviceView(o);
+    const place = this.sorted?.at.get(key);
+    if (view && place !== undefined) this.sorted!.list[place] = view; // same service, same place
+    else if (view || this.views.has(key)) this.sorted = undefined;
+    if (view) this.views.set(key, view);
+    else this.views.delete(key);
+  }
+
+  list(): ServiceView[] {
+    if (!this.sorted) {
+      const entries = [...this.views].sort(([, a], [, b]) => byNamespaceName(a, b));
+      this.sorted = { list: entries.map(([, v]) => v), at: new Map(entries.map(([k], i) => [k, i])) };
+    }
+    return this.sorted.list;
+  }
 }
 
 export function poolViews(pools: readonly StoredObject[]): PoolView[] {
@@ -112,9 +158,10 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
   });
   elector.start();
 
+  const views = new ServiceViewCache(services);
   const status = (): StatusView => {
     const health = store.health();
-    const svc = serviceViews(services.items());
+    const svc = views.list();
     return {
       node: opts.nodeName,
       store: { backend: store.backend, ok: health.ok, message: health.message },
@@ -124,7 +171,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
       version,
     };
   };
-  const api = await serveLocalAPI(opts.socket, { status, services: () => serviceViews(services.items()), pools: () => poolViews(pools.items()) });
+  const api = await serveLocalAPI(opts.socket, { status, services: () => views.list(), pools: () => poolViews(pools.items()) });
 
   let metricsServer: Server | undefined;
   if (opts.metricsAddr) {

@@ -14,6 +14,9 @@ export class MemoryStore implements Store {
   now = () => Date.now();
   /** Fail every status write with a conflict this many times (to test retries). */
   conflictsToInject = 0;
+  /** Watch events of these kinds wait until releaseEvents(), as a watch trailing behind the store's writes. */
+  readonly heldKinds = new Set<string>();
+  private held: { w: { onEvent: (e: WatchEvent) => void }; event: WatchEvent }[] = [];
   writes = 0;
 
   list(kind: string): Promise<ListResult> {
@@ -44,7 +47,17 @@ export class MemoryStore implements Store {
   private emit(kind: string, event: WatchEvent): void {
     this.log.push({ rev: this.revision, kind, event });
     if (this.log.length > 10_000) this.log.shift();
-    for (const w of this.watchers) if (w.kind === kind) w.onEvent(structuredClone(event));
+    for (const w of this.watchers) {
+      if (w.kind !== kind) continue;
+      if (this.heldKinds.has(kind)) this.held.push({ w, event: structuredClone(event) });
+      else w.onEvent(structuredClone(event));
+    }
+  }
+
+  /** Delivers the held events, in order, and stops holding. */
+  releaseEvents(): void {
+    this.heldKinds.clear();
+    for (const { w, event } of this.held.splice(0)) w.onEvent(event);
   }
 
   apply(object: StoredObject): Promise<StoredObject> {

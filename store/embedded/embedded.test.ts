@@ -233,6 +233,32 @@ describe('embedded store', () => {
     await expect(a.writeStatus(ref, {}, 'garbage')).rejects.toBeInstanceOf(ConflictError);
   });
 
+  it('commits writes made together in one transaction, each with its own conflict check', async () => {
+    write('svc.yaml', serviceYaml('web') + '---\n' + serviceYaml('api') + '---\n' + serviceYaml('db'));
+    const s = await open();
+    const ref = (name: string) => ({ kind: 'Service', namespace: 'shop', name });
+    const rv = async (name: string) => (await one(s, 'Service', name)).metadata.resourceVersion!;
+    const [web, api] = [await rv('web'), await rv('api')];
+    const status = (ip: string) => ({ loadBalancer: { ingress: [{ ip }] } });
+    // Made in one turn: two writers race on web from the same version, api and db are written too.
+    const results = await Promise.allSettled([
+      s.writeStatus(ref('web'), status('198.18.0.1'), web),
+      s.writeStatus(ref('web'), status('198.18.0.2'), web),
+      s.writeStatus(ref('api'), status('198.18.0.3'), api),
+      s.writeStatus(ref('db'), status('198.18.0.4'), 'stale.version'),
+      s.writeStatus(ref('gone'), status('198.18.0.5'), web),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'rejected', 'fulfilled', 'rejected', 'rejected']);
+    expect((results[1] as PromiseRejectedResult).reason).toBeInstanceOf(ConflictError);
+    expect((results[3] as PromiseRejectedResult).reason).toBeInstanceOf(ConflictError);
+    expect((results[4] as PromiseRejectedResult).reason).toBeInstanceOf(NotFoundError);
+    // Committed for every process: a fresh one reads them from the database.
+    const other = await open();
+    expect((await one(other, 'Service', 'web')).status).toEqual(status('198.18.0.1'));
+    expect((await one(other, 'Service', 'api')).status).toEqual(status('198.18.0.3'));
+    expect((await one(other, 'Service', 'db')).status).toBeUndefined();
+  });
+
   it('delivers status written by another process to watches', async () => {
     write('svc.yaml', serviceYaml('web'));
     const a = await open();

@@ -27,7 +27,7 @@ import {
   type WatchEvent,
 } from '../types.js';
 import { keyOfRef, ManifestFolder, objectId, problemText, type DesiredObject, type LastGoodStore } from './manifests.js';
-import { StateDb, type ObjectRecord, type StatusRow } from './state.js';
+import { StateDb, type ObjectKey, type ObjectRecord, type StatusRow, type StatusWriteResult } from './state.js';
 
 export { StateCorruptError, stateFileName } from './state.js';
 export { problemText } from './manifests.js';
@@ -65,6 +65,15 @@ interface Entry {
   record: ObjectRecord;
 }
 
+interface PendingWrite {
+  readonly ref: ObjectRef;
+  /** The status as JSON, taken when the write was made. */
+  readonly json: string;
+  readonly resourceVersion: string;
+  resolve(o: StoredObject): void;
+  reject(e: Error): void;
+}
+
 interface Watcher {
   readonly kind: string;
   after: number;
@@ -79,21 +88,16 @@ const revisionPattern = /^([0-9a-f]+):(\d+)$/;
 
 const resourceVersionOf = (e: Entry): string => `${e.record.statusVersion}.${e.desired.contentHash}`;
 
+/** The object as served. Callers own what they get: each call parses a fresh copy from the kept JSON. */
 function materialize(e: Entry): StoredObject {
-  const o = e.desired.object;
-  const out: StoredObject = {
-    ...o,
-    metadata: {
-      ...o.metadata,
-      uid: e.record.uid,
-      creationTimestamp: e.record.creationTimestamp,
-      generation: e.record.generation,
-      resourceVersion: resourceVersionOf(e),
-    },
-  };
-  if (e.record.status !== null && e.record.status !== undefined) out.status = e.record.status;
-  // Callers own what they get: nothing they change reaches the store's copy.
-  return structuredClone(out);
+  const out = JSON.parse(e.desired.json) as StoredObject;
+  const meta = out.metadata;
+  meta.uid = e.record.uid;
+  meta.creationTimestamp = e.record.creationTimestamp;
+  meta.generation = e.record.generation;
+  meta.resourceVersion = resourceVersionOf(e);
+  if (e.record.statusJson !== 'null') out.status = JSON.parse(e.record.statusJson) as unknown;
+  return out;
 }
 
 const byNamespaceName = (a: Entry, b: Entry): number => {
@@ -119,7 +123,11 @@ export class EmbeddedStore implements Store {
   private base = 0;
   private seq = 0;
   private watchers = new Set<Watcher>();
+  private pendingWrites: PendingWrite[] = [];
+  /** The manifests' objects as last applied to `entries`. */
+  private appliedObjects: ReadonlyMap<string, DesiredObject> | undefined;
   private flushQueued = false;
+  private loading = false;
   private timers: NodeJS.Timeout[] = [];
   private fsDebounce: NodeJS.Timeout | undefined;
   private closed = false;
@@ -134,7 +142,7 @@ export class EmbeddedStore implements Store {
     // The last-good cache is a safety net: a failing database must not stop scans (health says why).
     const cache: LastGoodStore = {
       lastGood: (path) => this.tryDb(() => db.lastGood(path)),
-      saveLastGood: (path, text) => this.tryDb(() => db.saveLastGood(path, text)),
+      saveLastGood: (files) => this.tryDb(() => db.saveLastGood(files)),
       forgetLastGood: (path) => this.tryDb(() => db.forgetLastGood(path)),
     };
     this.folder = new ManifestFolder(opts.manifestsDir, cache);
@@ -159,7 +167,12 @@ export class EmbeddedStore implements Store {
         }, 30);
         this.fsDebounce.unref();
       });
-    this.applyScan(); // a first load that fails fails the open: never serve an empty view instead
+    this.loading = true;
+    try {
+      this.applyScan(); // a first load that fails fails the open: never serve an empty view instead
+    } finally {
+      this.loading = false;
+    }
     const every = (ms: number, fn: () => void): void => {
       const t = setInterval(fn, ms);
       t.unref();
@@ -217,6 +230,7 @@ export class EmbeddedStore implements Store {
   private applyScan(): void {
     const snapshot = this.folder.scan();
     this.updateProblems(snapshot.problems);
+    if (snapshot.objects === this.appliedObjects) return; // no file changed since the last scan that was applied
     const removed: Entry[] = [];
     for (const [id, entry] of this.entries) if (!snapshot.objects.has(id)) removed.push(entry);
     const changed = [...snapshot.objects.values()].filter((d) => {
@@ -224,24 +238,25 @@ export class EmbeddedStore implements Store {
       return !old || old.contentHash !== d.contentHash || old.specHash !== d.specHash;
     });
     // Shared facts first (a failure leaves the previous view in place; the next scan retries).
-    const records = this.db.observe(changed.map((d) => ({ ...d.key, specHash: d.specHash, fileCreationTimestamp: d.object.metadata.creationTimestamp, fileUid: stringOrUndefined(d.object.metadata.uid) })));
+    const records = this.db.observe(changed.map((d) => ({ ...d.key, specHash: d.specHash, fileCreationTimestamp: d.fileCreationTimestamp, fileUid: d.fileUid })));
     this.db.markRemoved(removed.map((e) => e.desired.key));
     this.scanError = undefined;
     for (const entry of removed) {
       this.entries.delete(entry.desired.id);
-      this.emit({ type: 'deleted', object: materialize(entry) });
+      this.emit('deleted', entry);
     }
     changed.forEach((desired, i) => {
       const old = this.entries.get(desired.id);
       const entry = { desired, record: records[i]! };
       this.entries.set(desired.id, entry);
-      this.emit({ type: old ? 'modified' : 'added', object: materialize(entry) });
+      this.emit(old ? 'modified' : 'added', entry);
     });
     // Unchanged objects may have moved between files: keep their location current for messages.
     for (const [id, d] of snapshot.objects) {
       const entry = this.entries.get(id);
       if (entry && entry.desired !== d) entry.desired = d;
     }
+    this.appliedObjects = snapshot.objects;
   }
 
   private updateProblems(next: readonly ManifestProblem[]): void {
@@ -265,12 +280,19 @@ export class EmbeddedStore implements Store {
   private applyStatus(row: StatusRow): void {
     const entry = this.entries.get(objectId(row));
     if (!entry || row.version <= entry.record.statusVersion) return;
-    entry.record = { ...entry.record, status: row.status, statusVersion: row.version };
-    this.emit({ type: 'modified', object: materialize(entry) });
+    entry.record = { ...entry.record, statusJson: row.statusJson, statusVersion: row.version };
+    this.emit('modified', entry);
   }
 
-  private emit(event: WatchEvent): void {
+  private emit(type: WatchEvent['type'], entry: Entry): void {
     this.seq++;
+    // Nobody can watch from before the first load (no list has given out a revision yet): the
+    // events of the first load are counted, not kept.
+    if (this.loading) {
+      this.base = this.seq;
+      return;
+    }
+    const event: WatchEvent = { type, object: materialize(entry) };
     this.events.push({ seq: this.seq, kind: event.object.kind, event });
     if (!this.flushQueued) {
       this.flushQueued = true;
@@ -350,24 +372,62 @@ export class EmbeddedStore implements Store {
     };
   }
 
+  /**
+   * Status writes made in the same turn of the event loop are committed together, in one
+   * transaction (one fsync instead of one per write); each keeps its own conflict check and
+   * resolves only once the transaction is committed.
+   */
   async writeStatus(ref: ObjectRef, status: unknown, resourceVersion: string): Promise<StoredObject> {
-    return this.run(() => {
-      const key = keyOfRef(ref);
+    const json = JSON.stringify(status ?? null);
+    await Promise.resolve();
+    if (this.closed) throw new Error('embedded store is closed');
+    return new Promise<StoredObject>((resolve, reject) => {
+      this.pendingWrites.push({ ref, json, resourceVersion, resolve, reject });
+      if (this.pendingWrites.length === 1) setImmediate(() => this.commitWrites());
+    });
+  }
+
+  private commitWrites(): void {
+    const batch = this.pendingWrites;
+    this.pendingWrites = [];
+    if (this.closed) {
+      for (const w of batch) w.reject(new Error('embedded store is closed'));
+      return;
+    }
+    // The spec half of each resourceVersion is checked against the manifests as this process
+    // read them; the status half inside the database transaction, against every process's writes.
+    const checked: { w: PendingWrite; key: ObjectKey; entry: Entry; expected: number }[] = [];
+    for (const w of batch) {
+      const key = keyOfRef(w.ref);
       const entry = this.entries.get(objectId(key));
-      if (!entry) throw new NotFoundError(ref);
-      const m = rvPattern.exec(resourceVersion);
-      // The spec half is checked against the manifests as this process read them; the status half
-      // inside the database transaction, against every process's writes.
-      if (!m || m[2] !== entry.desired.contentHash) throw new ConflictError(ref, resourceVersion, resourceVersionOf(entry));
-      const stored = JSON.parse(JSON.stringify(status ?? null)) as unknown;
-      const result = this.db.writeStatus(key, Number(m[1]), stored);
+      if (!entry) {
+        w.reject(new NotFoundError(w.ref));
+        continue;
+      }
+      const m = rvPattern.exec(w.resourceVersion);
+      if (!m || m[2] !== entry.desired.contentHash) {
+        w.reject(new ConflictError(w.ref, w.resourceVersion, resourceVersionOf(entry)));
+        continue;
+      }
+      checked.push({ w, key, entry, expected: Number(m[1]) });
+    }
+    let results: StatusWriteResult[];
+    try {
+      results = this.db.writeStatuses(checked.map((c) => ({ key: c.key, expectedVersion: c.expected, json: c.w.json })));
+    } catch (e) {
+      for (const c of checked) c.w.reject(e as Error);
+      return;
+    }
+    checked.forEach(({ w, entry }, i) => {
+      const result = results[i]!;
       if (!result.ok) {
         this.applyStatus(result.current); // so that the caller's next read is fresh
-        throw new ConflictError(ref, resourceVersion, resourceVersionOf(entry));
+        w.reject(new ConflictError(w.ref, w.resourceVersion, resourceVersionOf(entry)));
+        return;
       }
-      entry.record = { ...entry.record, status: stored, statusVersion: result.version };
-      this.emit({ type: 'modified', object: materialize(entry) });
-      return materialize(entry);
+      entry.record = { ...entry.record, statusJson: w.json, statusVersion: result.version };
+      this.emit('modified', entry);
+      w.resolve(materialize(entry));
     });
   }
 
@@ -398,6 +458,7 @@ export class EmbeddedStore implements Store {
 
   async close(): Promise<void> {
     if (this.closed) return;
+    this.commitWrites(); // writes already accepted are committed, not dropped
     this.closed = true;
     for (const t of this.timers) clearInterval(t);
     clearTimeout(this.fsDebounce);
@@ -408,7 +469,6 @@ export class EmbeddedStore implements Store {
   }
 }
 
-const stringOrUndefined = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 
 /**
  * Opens the embedded store. Throws StateCorruptError (naming the file, which is left untouched)

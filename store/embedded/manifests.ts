@@ -2,52 +2,30 @@
 // re-reads only files whose size or mtime moved (or whose mtime is too recent to trust), and a file
 // that cannot be read as a whole (YAML syntax error, unreadable, truncated to zero bytes mid-save)
 // keeps the objects of its last good version, so a half-saved file never makes services vanish.
-import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync, statSync, watch, type FSWatcher, type Stats } from 'node:fs';
 import { join, relative, sep } from 'node:path';
-import { crdSources, parseManifests, type KnownObject, type ManifestProblem } from '../../api/index.js';
-import type { StoredObject } from '../types.js';
-import type { ObjectKey } from './state.js';
+import type { ManifestProblem } from '../../api/index.js';
+import { parseFile, shortHash, type DesiredObject, type GoodParse } from './parse.js';
+
+export { canonicalJson, keyOfRef, objectId, problemText, shortHash, type DesiredObject } from './parse.js';
 
 const manifestFile = /\.(ya?ml|json)$/i;
 /** mtime granularity and clock steps: a file changed this recently is read again even if size and mtime match. */
 const racyMs = 2000;
 const maxDepth = 16;
 
-/** Kinds without a namespace; every other kind is namespaced, and defaults to `default` as kubectl does. */
-const clusterScoped = new Set([...crdSources.filter((s) => s.scope === 'Cluster').map((s) => s.kind), 'Node', 'Namespace']);
-
-export interface DesiredObject {
-  /** `kind\0namespace\0name`: unique over all kinds. */
-  readonly id: string;
-  readonly key: ObjectKey;
-  /** As the manifest says, normalized: no status, resourceVersion or generation. */
-  readonly object: StoredObject;
-  /** Changes with anything in the object (labels, annotations, spec): part of the resourceVersion. */
-  readonly contentHash: string;
-  /** Changes with the spec only: bumps the generation. */
-  readonly specHash: string;
-  readonly file: string;
-  readonly line: number;
-}
-
 /** Where the last good text of each file survives restarts (the state database). */
 export interface LastGoodStore {
   lastGood(path: string): { text: string; savedAt: number } | undefined;
-  saveLastGood(path: string, text: string): void;
+  /** Several files at once: one transaction for a whole scan. */
+  saveLastGood(files: readonly { path: string; text: string }[]): void;
   forgetLastGood(path: string): void;
 }
 
 export interface ManifestSnapshot {
+  /** The same Map as the previous scan's when no file changed (callers may skip their diff). */
   readonly objects: ReadonlyMap<string, DesiredObject>;
   readonly problems: readonly ManifestProblem[];
-}
-
-interface GoodParse {
-  readonly objects: KnownObject[];
-  readonly skipped: ManifestProblem[];
-  /** The objects normalized and hashed, computed once per parse. */
-  desired?: Omit<DesiredObject, 'id'>[];
 }
 
 interface FileState {
@@ -59,50 +37,6 @@ interface FileState {
   fatal: ManifestProblem[];
 }
 
-export const objectId = (k: ObjectKey): string => `${k.kind}\0${k.namespace}\0${k.name}`;
-
-export const problemText = (p: ManifestProblem): string =>
-  `${p.file}:${p.line}: ${p.kind || p.name ? `${[p.kind, p.name].filter(Boolean).join(' ')}: ` : ''}${p.reason}`;
-
-/** JSON with object keys sorted, so key order in a file does not count as a change. */
-export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (value !== null && typeof value === 'object') {
-    const entries = Object.entries(value as Record<string, unknown>)
-      .filter(([, v]) => v !== undefined)
-      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0));
-    return `{${entries.map(([k, v]) => `${JSON.stringify(k)}:${canonicalJson(v)}`).join(',')}}`;
-  }
-  return JSON.stringify(value) ?? 'null';
-}
-
-export const shortHash = (text: string): string => createHash('sha256').update(text).digest('base64url').slice(0, 16);
-
-/** The object as the store serves it from a manifest: store-owned fields removed, namespace settled. */
-function normalize(known: KnownObject): { key: ObjectKey; object: StoredObject } {
-  const object = structuredClone(known.object) as StoredObject;
-  delete object.status;
-  const meta = object.metadata;
-  delete meta.resourceVersion;
-  delete meta.generation;
-  if (clusterScoped.has(object.kind)) delete meta.namespace;
-  else meta.namespace = meta.namespace || 'default';
-  return { key: { kind: object.kind, namespace: meta.namespace ?? '', name: meta.name }, object };
-}
-
-function desiredOf(known: KnownObject): Omit<DesiredObject, 'id'> {
-  const { key, object } = normalize(known);
-  const contentHash = shortHash(canonicalJson(object));
-  return { key, object, contentHash, specHash: shortHash(canonicalJson(object.spec ?? null)), file: known.file, line: known.line };
-}
-
-/** The state-table key of a reference, with the same namespace rules as manifests. */
-export const keyOfRef = (ref: { kind: string; namespace?: string | undefined; name: string }): ObjectKey => ({
-  kind: ref.kind,
-  namespace: clusterScoped.has(ref.kind) ? '' : ref.namespace || 'default',
-  name: ref.name,
-});
-
 /** Walk order: names compared folder by folder, as a sorted depth-first walk lists them. */
 function byPathSegments(a: string, b: string): number {
   const x = a.split(sep);
@@ -113,11 +47,21 @@ function byPathSegments(a: string, b: string): number {
   return x.length - y.length;
 }
 
+/** The part of a snapshot that depends on the files only, kept while no file changes. */
+interface Assembled {
+  readonly paths: readonly string[];
+  readonly objects: ReadonlyMap<string, DesiredObject>;
+  readonly problems: readonly ManifestProblem[];
+}
+
 export class ManifestFolder {
   private files = new Map<string, FileState>();
   private watchers = new Map<string, FSWatcher>();
   private onFsEvent: (() => void) | undefined;
   private useFsWatch = true;
+  private assembled: Assembled | undefined;
+  /** Good texts read during the current scan, saved together at its end. */
+  private goodTexts: { path: string; text: string }[] = [];
 
   constructor(
     readonly dir: string,
@@ -140,9 +84,13 @@ export class ManifestFolder {
     const paths = this.list(problems, dirs, unreadable);
     this.syncWatchers(this.useFsWatch ? dirs : []);
     const seen = new Set<string>();
+    let changed = false;
     for (const path of paths) {
+      const before = this.files.get(path);
       if (this.refresh(path)) seen.add(path);
+      if (this.files.get(path) !== before) changed = true;
     }
+    if (this.goodTexts.length > 0) this.cache.saveLastGood(this.goodTexts.splice(0));
     for (const path of [...this.files.keys()]) {
       if (seen.has(path)) continue;
       if (unreadable.some((d) => path.startsWith(d + sep))) {
@@ -152,29 +100,36 @@ export class ManifestFolder {
       }
       this.files.delete(path);
       this.cache.forgetLastGood(this.rel(path));
+      changed = true;
     }
     paths.sort(byPathSegments);
+    const last = this.assembled;
+    // Nothing changed in any file (the usual periodic rescan): the previous result stands as is.
+    const same = !changed && last !== undefined && last.paths.length === paths.length && last.paths.every((p, i) => p === paths[i]);
+    const assembled = same ? last : (this.assembled = this.assemble(paths));
+    return { objects: assembled.objects, problems: [...problems, ...assembled.problems] };
+  }
 
+  /** The objects of every file, first definition winning, and the files' problems, in path order. */
+  private assemble(paths: readonly string[]): Assembled {
+    const problems: ManifestProblem[] = [];
     const objects = new Map<string, DesiredObject>();
     for (const path of paths) {
       const state = this.files.get(path);
       if (!state) continue;
       problems.push(...state.fatal);
-      const good = state.good;
-      if (good) good.desired ??= good.objects.map(desiredOf);
-      for (const d of good?.desired ?? []) {
-        const id = objectId(d.key);
-        const first = objects.get(id);
+      for (const d of state.good?.desired ?? []) {
+        const first = objects.get(d.id);
         if (first) {
           const name = d.key.namespace ? `${d.key.namespace}/${d.key.name}` : d.key.name;
           problems.push({ file: d.file, line: d.line, kind: d.key.kind, name, reason: `also defined at ${first.file}:${first.line}, which wins; this one is ignored` });
           continue;
         }
-        objects.set(id, { id, ...d });
+        objects.set(d.id, d);
       }
       problems.push(...(state.good?.skipped ?? []));
     }
-    return { objects, problems };
+    return { paths, objects, problems };
   }
 
   close(): void {
@@ -254,17 +209,17 @@ export class ManifestFolder {
     if (text.length === 0) {
       // Editors that truncate then write leave a moment with an empty file.
       const state = this.keepLastGood(path, prev, st, hash, [{ file: path, line: 0, reason: 'file is empty' }]);
-      if (!state.good?.objects.length) state.fatal = []; // nothing to keep: an empty file is just empty
+      if (!state.good?.desired.length) state.fatal = []; // nothing to keep: an empty file is just empty
       this.files.set(path, state);
       return true;
     }
-    const parsed = parseManifests(text, path);
-    if (parsed.syntaxErrors.length > 0) {
-      this.files.set(path, this.keepLastGood(path, prev, st, hash, parsed.syntaxErrors));
+    const parsed = parseFile(text, path);
+    if (!parsed.good) {
+      this.files.set(path, this.keepLastGood(path, prev, st, hash, [...parsed.syntaxErrors]));
       return true;
     }
-    this.files.set(path, { mtimeMs: st.mtimeMs, size: st.size, hash, good: { objects: parsed.objects, skipped: parsed.skipped }, fatal: [] });
-    this.cache.saveLastGood(this.rel(path), text);
+    this.files.set(path, { mtimeMs: st.mtimeMs, size: st.size, hash, good: parsed.good, fatal: [] });
+    this.goodTexts.push({ path: this.rel(path), text });
     return true;
   }
 
@@ -275,14 +230,14 @@ export class ManifestFolder {
     if (!good) {
       const saved = this.cache.lastGood(this.rel(path));
       if (saved) {
-        const reparsed = parseManifests(saved.text, path);
-        if (reparsed.syntaxErrors.length === 0) {
-          good = { objects: reparsed.objects, skipped: [] };
+        const reparsed = parseFile(saved.text, path);
+        if (reparsed.good) {
+          good = { desired: reparsed.good.desired, skipped: [] };
           from = `its last good version (saved ${new Date(saved.savedAt).toISOString()})`;
         }
       }
     }
-    const count = good?.objects.length ?? 0;
+    const count = good?.desired.length ?? 0;
     const note = count > 0 ? `; keeping the ${count} object${count === 1 ? '' : 's'} from ${from} until it is fixed` : '; the file is ignored until it is fixed';
     const [first, ...rest] = fatal;
     return { mtimeMs: st.mtimeMs, size: st.size, hash, good, fatal: first ? [{ ...first, reason: first.reason + note }, ...rest] : [] };

@@ -1,8 +1,8 @@
 // The embedded store's state folder: one SQLite database (WAL, synchronous=FULL) that several Beacon
 // processes on a host share. It holds what the manifests cannot: status, leases, each object's
 // first-seen time and generation, and the last good text of every manifest file. Every write is one
-// short BEGIN IMMEDIATE transaction, so a `kill -9` loses at most a write that was never reported
-// committed, and concurrent writers are serialized by SQLite's own lock (busy_timeout waits).
+// short BEGIN IMMEDIATE transaction (status writes that arrive together share one), so a `kill -9`
+// loses at most a write that was never reported committed, and concurrent writers are serialized by SQLite's own lock (busy_timeout waits).
 import { mkdirSync } from 'node:fs';
 import { randomUUID } from 'node:crypto';
 import { join } from 'node:path';
@@ -35,8 +35,8 @@ export interface ObjectKey {
 }
 
 export interface StatusRow extends ObjectKey {
-  /** Parsed JSON; null when no status was ever written (or it was cleared). */
-  readonly status: unknown;
+  /** The status as JSON; `null` when none was ever written (or it was cleared). */
+  readonly statusJson: string;
   /** Revision of the write that set it; 0 when never written. */
   readonly version: number;
 }
@@ -54,7 +54,8 @@ export interface ObjectRecord {
   readonly uid: string;
   readonly creationTimestamp: string;
   readonly generation: number;
-  readonly status: unknown;
+  /** The stored status as JSON (`null`: none): compact, and a fresh copy is one JSON.parse. */
+  readonly statusJson: string;
   readonly statusVersion: number;
 }
 
@@ -88,8 +89,6 @@ interface LeaseRow {
 
 /** Kubernetes writes timestamps as RFC 3339 with whole seconds. */
 export const rfc3339 = (ms: number): string => new Date(ms).toISOString().replace(/\.\d{3}Z$/, 'Z');
-
-const parseJson = (text: string): unknown => JSON.parse(text) as unknown;
 
 /** Errors after which the database must not be trusted again in this process. */
 const fatalCodes = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_CORRUPT_INDEX', 'SQLITE_CORRUPT_SEQUENCE', 'SQLITE_CORRUPT_VTAB']);
@@ -252,7 +251,7 @@ export class StateDb {
       this.db
         .transaction(() => {
           const now = this.stmt.revision.get()?.value ?? 0;
-          const rows = this.stmt.statusSince.all(revision).map((r) => ({ kind: r.kind, namespace: r.namespace, name: r.name, status: parseJson(r.status), version: r.version }));
+          const rows = this.stmt.statusSince.all(revision).map((r) => ({ kind: r.kind, namespace: r.namespace, name: r.name, statusJson: r.status, version: r.version }));
           return { revision: Math.max(now, rows.at(-1)?.version ?? 0), rows };
         })
         .deferred(),
@@ -265,17 +264,28 @@ export class StateDb {
    * same version exactly one wins.
    */
   writeStatus(key: ObjectKey, expectedVersion: number, status: unknown): StatusWriteResult {
-    const json = JSON.stringify(status ?? null);
+    return this.writeStatuses([{ key, expectedVersion, json: JSON.stringify(status ?? null) }])[0]!;
+  }
+
+  /**
+   * Several status writes in one IMMEDIATE transaction (one fsync: a group commit). Each is checked
+   * on its own, in order, exactly as if they ran one after another: a write to a key that an
+   * earlier one in the batch changed sees the new version. All commit together or none does.
+   */
+  writeStatuses(writes: readonly { key: ObjectKey; expectedVersion: number; json: string }[]): StatusWriteResult[] {
+    if (writes.length === 0) return [];
     return this.guard(() =>
       this.db
-        .transaction((): StatusWriteResult => {
-          const row = this.stmt.statusOf.get(key.kind, key.namespace, key.name);
-          const current = row?.version ?? 0;
-          if (current !== expectedVersion) return { ok: false, current: { ...key, status: row ? parseJson(row.status) : null, version: current } };
-          const version = this.stmt.bumpRevision.get()!.value;
-          this.stmt.putStatus.run(key.kind, key.namespace, key.name, json, version);
-          return { ok: true, version };
-        })
+        .transaction(() =>
+          writes.map(({ key, expectedVersion, json }): StatusWriteResult => {
+            const row = this.stmt.statusOf.get(key.kind, key.namespace, key.name);
+            const current = row?.version ?? 0;
+            if (current !== expectedVersion) return { ok: false, current: { ...key, statusJson: row?.status ?? 'null', version: current } };
+            const version = this.stmt.bumpRevision.get()!.value;
+            this.stmt.putStatus.run(key.kind, key.namespace, key.name, json, version);
+            return { ok: true, version };
+          }),
+        )
         .immediate(),
     );
   }
@@ -314,7 +324,7 @@ export class StateDb {
               uid: o.fileUid ?? row.uid,
               creationTimestamp: o.fileCreationTimestamp ?? row.created_at,
               generation: row.generation,
-              status: status ? parseJson(status.status) : null,
+              statusJson: status?.status ?? 'null',
               statusVersion: status?.version ?? 0,
             };
           }),
@@ -342,8 +352,17 @@ export class StateDb {
     return row && { text: row.text, savedAt: row.saved_at };
   }
 
-  saveLastGood(path: string, text: string): void {
-    this.guard(() => this.stmt.putLastGood.run(path, text, this.now()));
+  /** Saves the texts of files that parsed cleanly, in one transaction. */
+  saveLastGood(files: readonly { path: string; text: string }[]): void {
+    if (files.length === 0) return;
+    const now = this.now();
+    this.guard(() =>
+      this.db
+        .transaction(() => {
+          for (const f of files) this.stmt.putLastGood.run(f.path, f.text, now);
+        })
+        .immediate(),
+    );
   }
 
   forgetLastGood(path: string): void {

@@ -296,4 +296,34 @@ describe('etcd store', () => {
     expect(final.count).toBe(40);
     expect([...final.log].sort()).toEqual([...Array.from({ length: 20 }, (_, i) => `a${i}`), ...Array.from({ length: 20 }, (_, i) => `b${i}`)].sort());
   });
+
+  it('writes statuses made together in shared txns, each with its own outcome', async () => {
+    const s = await open(newPrefix());
+    const versions = new Map<string, string>();
+    for (let i = 0; i < 250; i++) versions.set(`t${i}`, (await s.apply(thing(`t${i}`))).metadata.resourceVersion!);
+    const other = await s.apply(thing('other'));
+    await s.apply(thing('other', { v: 2 })); // `other` moves on: its old version is stale
+    // Made in one turn: 250 writes (more than one txn holds), two racing on t0, one stale, one missing.
+    const results = await Promise.allSettled([
+      ...[...versions].map(([name, rv]) => s.writeStatus(thingRef(name), { n: name }, rv)),
+      s.writeStatus(thingRef('t0'), { n: 'second' }, versions.get('t0')!),
+      s.writeStatus(thingRef('other'), { n: 'stale' }, other.metadata.resourceVersion!),
+      s.writeStatus(thingRef('missing'), { n: 'missing' }, '1'),
+    ]);
+    const outcome = (r: PromiseSettledResult<StoredObject>): string => (r.status === 'rejected' ? (r.reason as Error).name : 'done');
+    expect(results.slice(1, 250).every((r) => r.status === 'fulfilled')).toBe(true);
+    // Of the two writers of t0 from the same version, exactly one wins.
+    expect([outcome(results[0]), outcome(results[250]!)].sort()).toEqual(['ConflictError', 'done']);
+    expect(results.slice(251).map(outcome)).toEqual(['ConflictError', 'NotFoundError']);
+    expect((await s.get(thingRef('t0')))!.status).toEqual(results[0].status === 'fulfilled' ? { n: 't0' } : { n: 'second' });
+    for (const name of ['t123', 't249']) {
+      const stored = (await s.get(thingRef(name)))!;
+      expect(stored.status).toEqual({ n: name });
+      const returned = (results[Number(name.slice(1))] as PromiseFulfilledResult<StoredObject>).value;
+      expect(returned.metadata.resourceVersion).toBe(stored.metadata.resourceVersion);
+    }
+    // The same status again writes nothing.
+    const t1 = (await s.get(thingRef('t1')))!;
+    expect(await s.writeStatus(thingRef('t1'), { n: 't1' }, t1.metadata.resourceVersion!)).toEqual(t1);
+  });
 });
