@@ -1,14 +1,14 @@
 // The `beacon` command line. Each command is a function of its arguments that writes to the
 // given streams and returns an exit code, so tests run it in-process.
 import { parseArgs } from 'node:util';
-import { stringify } from 'yaml';
-import { plan, type Plan } from '../lbipam/index.js';
+import type { Plan } from '../lbipam/index.js';
 import type { StoredObject } from '../store/index.js';
-import { loadManifests, problemText } from './files.js';
 import { defaultSocket, getLocal, LocalAPIError, type PoolView, type ServiceView, type StatusView } from './local-api.js';
-import { createLogger } from './log.js';
-import { openStore } from './stores.js';
 import { renderTable } from './table.js';
+
+// Commands load what they need when they run: `beacon services` is called in loops and scripts,
+// and should not pay for the YAML parser, the allocator or the store clients.
+const manifests = () => import('./files.js');
 
 export interface IO {
   out: (text: string) => void;
@@ -49,7 +49,7 @@ Exit codes: 0 when the inputs parse (unsatisfied services are results), 2 on unr
 YAML syntax errors. Objects that break their schema are reported and skipped.
 `;
 
-function ipamPlan(args: string[], io: IO): number {
+async function ipamPlan(args: string[], io: IO): Promise<number> {
   const { values } = parseArgs({
     args,
     options: {
@@ -66,6 +66,8 @@ function ipamPlan(args: string[], io: IO): number {
   const files = values.filename ?? [];
   if (files.length === 0) throw new UsageError('ipam plan needs at least one -f PATH');
   if (values.output !== 'table' && values.output !== 'json') throw new UsageError(`unknown output format "${values.output}" (table or json)`);
+  const { loadManifests, problemText } = await manifests();
+  const { plan } = await import('../lbipam/index.js');
   const loaded = loadManifests(files);
   if (loaded.fatal.length > 0) {
     for (const p of loaded.fatal) io.err(`${problemText(p)}\n`);
@@ -104,7 +106,7 @@ export async function main(argv: readonly string[], io: IO = stdio): Promise<num
       io.out(usage);
       return command === undefined ? exit.badInput : exit.ok;
     }
-    if (command === 'ipam' && sub === 'plan') return await Promise.resolve(ipamPlan(rest, io));
+    if (command === 'ipam' && sub === 'plan') return await ipamPlan(rest, io);
     const args = sub === undefined ? rest : [sub, ...rest];
     if (command === 'standalone') return await standalone(args, io);
     if (command === 'status' || command === 'services' || command === 'pools') return await inspect(command, args, io);
@@ -153,6 +155,7 @@ async function standalone(args: string[], io: IO): Promise<number> {
   if (backend !== 'embedded' && backend !== 'etcd') throw new UsageError(`--store "${backend}": embedded or etcd`);
   const endpoints = (values['etcd-endpoints'] ?? '').split(',').filter(Boolean);
   if (backend === 'etcd' && endpoints.length === 0) throw new UsageError('--store etcd needs --etcd-endpoints URL,...');
+  const { createLogger } = await import('./log.js');
   const log = createLogger({ level: values['log-level'] });
   const { startStandalone } = await import('./standalone.js');
   const running = await startStandalone({
@@ -250,6 +253,7 @@ async function etcdCommand(command: 'apply' | 'delete' | 'get', args: string[], 
     outputFormat(values.output, ['yaml', 'json']);
   } else {
     if (!values.filename?.length) throw new UsageError(`${command} needs -f PATH`);
+    const { loadManifests, problemText } = await manifests();
     const loaded = loadManifests(values.filename);
     if (loaded.fatal.length > 0 || loaded.skipped.length > 0) {
       for (const p of [...loaded.fatal, ...loaded.skipped]) io.err(`${problemText(p)}\n`);
@@ -257,6 +261,7 @@ async function etcdCommand(command: 'apply' | 'delete' | 'get', args: string[], 
     }
     objects = loaded.objects.map((o) => o.object as unknown as StoredObject);
   }
+  const [{ createLogger }, { openStore }, { stringify }] = await Promise.all([import('./log.js'), import('./stores.js'), import('yaml')]);
   const log = createLogger({ level: 'warn' });
   const store = await openStore({ backend: 'etcd', endpoints, prefix: values['etcd-prefix'] }, log);
   try {
