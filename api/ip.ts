@@ -74,8 +74,8 @@ export function parseIP(text: string): IP | undefined {
 /** Canonical text: dotted quad, or RFC 5952 (lower case, longest zero run of two or more as `::`). */
 export function formatIP(ip: IP): string {
   if (ip.family === 4) {
-    const v = ip.value;
-    return [24n, 16n, 8n, 0n].map((s) => String((v >> s) & 0xffn)).join('.');
+    const v = Number(ip.value); // exact: below 2^32
+    return `${(v >>> 24) & 255}.${(v >>> 16) & 255}.${(v >>> 8) & 255}.${v & 255}`;
   }
   const groups: number[] = [];
   for (let i = 7; i >= 0; i--) groups.push(Number((ip.value >> BigInt(i * 16)) & 0xffffn));

@@ -282,8 +282,13 @@ export class Allocator {
         if (!s.kept.some((h) => h.ip.value === ip.value && h.ip.family === ip.family)) s.kept = [...s.kept, this.hold(s, ip, range)];
         continue;
       }
-      const i = s.input.slots.findIndex((slot, j) => s.slots[j] === undefined && slotAccepts(slot, ip));
-      if (i >= 0) s.slots[i] = this.hold(s, ip, range);
+      const slots = s.input.slots;
+      for (let i = 0; i < slots.length; i++) {
+        if (s.slots[i] === undefined && slotAccepts(slots[i]!, ip)) {
+          s.slots[i] = this.hold(s, ip, range);
+          break;
+        }
+      }
     }
   }
 
