@@ -11,7 +11,7 @@ import {
   type Service,
   type ServiceStatus,
 } from '../api/index.js';
-import { Allocator, poolConditions, poolInput, serviceInput, serviceStatus, mergeConditions, type PoolInput } from '../lbipam/index.js';
+import { Allocator, invalidPoolInput, mergeConditions, poolConditions, poolInput, serviceInput, serviceStatus, type PoolInput } from '../lbipam/index.js';
 import { ConflictError, NotFoundError, objectKey, type Reflector, type Store, type StoredObject } from '../store/index.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
@@ -35,21 +35,17 @@ const writeConcurrency = 256;
 /** How long an object waits for the watch to show a version newer than one this operator wrote from. */
 const behindWaitMs = 10_000;
 
-/** Equal apart from lastTransitionTime and order. Runs for every service on every full pass: no JSON unless needed. */
+/** The fields a condition is compared on: all but lastTransitionTime. */
+const conditionText = (c: Condition): string => `${c.type}\u0000${c.status}\u0000${c.reason}\u0000${c.message}\u0000${c.observedGeneration ?? ''}`;
+
+/** Equal apart from lastTransitionTime and order. Runs for every service on every full pass. */
 const conditionsEqual = (a: readonly Condition[] | undefined, b: readonly Condition[] | undefined): boolean => {
   const x = a ?? [];
   const y = b ?? [];
   if (x.length !== y.length) return false;
-  const byType = (p: Condition, q: Condition): number => (p.type < q.type ? -1 : p.type > q.type ? 1 : 0);
-  const xs = x.length > 1 ? [...x].sort(byType) : x;
-  const ys = y.length > 1 ? [...y].sort(byType) : y;
-  return xs.every((c, i) => {
-    const d = ys[i]! as unknown as Record<string, unknown>;
-    const e = c as unknown as Record<string, unknown>;
-    const keys = Object.keys(e).filter((k) => k !== 'lastTransitionTime' && e[k] !== undefined);
-    const other = Object.keys(d).filter((k) => k !== 'lastTransitionTime' && d[k] !== undefined);
-    return keys.length === other.length && keys.every((k) => e[k] === d[k] || JSON.stringify(e[k]) === JSON.stringify(d[k]));
-  });
+  if (x.length === 1) return conditionText(x[0]!) === conditionText(y[0]!);
+  const ys = new Set(y.map(conditionText));
+  return x.every((c) => ys.has(conditionText(c)));
 };
 
 const ingressEqual = (a: ServiceStatus | undefined, b: ServiceStatus | undefined): boolean => {
@@ -148,7 +144,7 @@ export class Operator {
       const checked = validate(PoolSchema, o);
       if (!checked.ok) {
         // A stored pool that breaks the schema is still a pool: invalid, so its holders keep their IPs.
-        inputs.push({ name: o.metadata.name, created: o.metadata.creationTimestamp ?? '\uffff', generation: o.metadata.generation, priority: undefined, disabled: true, ranges: [], selector: { requirements: [], text: '' }, errors: checked.errors });
+        inputs.push(invalidPoolInput(o.metadata, checked.errors));
       } else {
         inputs.push(poolInput(checked.value));
       }
@@ -240,9 +236,9 @@ export class Operator {
     }
     await runLimited(writes, writeConcurrency);
 
-    const results = this.allocator.results();
-    metrics.servicesManaged.set(results.size);
-    metrics.servicesSatisfied.set([...results.values()].filter((r) => r.satisfied).length);
+    const counts = this.allocator.counts();
+    metrics.servicesManaged.set(counts.managed);
+    metrics.servicesSatisfied.set(counts.satisfied);
     for (const p of this.allocator.pools()) {
       metrics.poolIPs.set({ pool: p.name, state: 'total' }, Number(p.total));
       metrics.poolIPs.set({ pool: p.name, state: 'used' }, Number(p.used));

@@ -1,9 +1,8 @@
 // `beacon standalone`: the operator role (LB-IPAM, held by one process through a lease) and the
 // node-agent role in one process, on the embedded store or etcd, with the local API and metrics.
 import { createServer, type Server } from 'node:http';
-import { ipamConditionType, type Condition, type LoadBalancerIPPool, type ServiceStatus } from '../api/index.js';
-import { isManaged } from '../lbipam/index.js';
-import { poolConditionTypes } from '../lbipam/index.js';
+import { ipamConditionType, type Condition, type LoadBalancerIPPool, type Service, type ServiceStatus } from '../api/index.js';
+import { isManaged, poolConditionTypes } from '../lbipam/index.js';
 import { objectKey, Reflector, type Store, type StoredObject } from '../store/index.js';
 import { LeaderElector } from './election.js';
 import { serveLocalAPI, type PoolView, type ServiceView, type StatusView } from './local-api.js';
@@ -11,7 +10,6 @@ import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
 import { Operator } from './operator.js';
 import { openStore, type StoreOptions } from './stores.js';
-import type { Service } from '../api/index.js';
 
 export interface StandaloneOptions {
   nodeName: string;

@@ -27,6 +27,7 @@ import { dirname, join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { startEtcd, type EtcdServer } from '../test/etcd-server.js';
 import { freePort } from '../test/process.js';
+import type { ServiceView } from '../agent/local-api.js';
 
 // ---- options -----------------------------------------------------------------------------------
 
@@ -175,14 +176,6 @@ interface LogRecord {
   service?: string;
   ips?: string[];
   [k: string]: unknown;
-}
-
-interface ServiceView {
-  namespace: string;
-  name: string;
-  ips: string[];
-  satisfied: boolean;
-  reason: string;
 }
 
 const liveChildren = new Set<ChildProcess>();

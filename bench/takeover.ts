@@ -7,6 +7,7 @@ import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startEtcd, type EtcdServer } from '../test/etcd-server.js';
+import { sleep } from '../test/process.js';
 
 const root = join(import.meta.dirname, '..', '..');
 const beaconBin = join(root, 'bin', 'beacon.js');
@@ -36,8 +37,6 @@ function startProc(name: string, args: string[]): Proc {
   });
   return proc;
 }
-
-const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
 
 async function waitFor<T>(what: string, check: () => T | undefined, timeoutMs: number): Promise<T> {
   const end = Date.now() + timeoutMs;

@@ -15,7 +15,7 @@ describe('lab addresses', () => {
   });
 
   it('refuses addresses that real networks use, with a clear error', () => {
-    for (const bad of ['10.0.0.1/24', '192.168.1.1/24', '198.17.255.255/32', '198.20.0.0/16', '8.8.8.8/32', '2001:db9::1/64', 'fe80::1/64', '::ffff:198.18.0.1/128', '::2/128']) {
+    for (const bad of ['203.0.113.1/24', '192.0.2.1/24', '198.17.255.255/32', '198.20.0.0/16', '8.8.8.8/32', '2001:db9::1/64', 'fe80::1/64', '::ffff:198.18.0.1/128', '::2/128']) {
       expect(() => parseLabCidr(bad), bad).toThrow(/outside the lab ranges \(allowed: 198\.18\.0\.0\/15, 2001:db8::\/32/);
     }
     expect(() => checkLabIp('192.0.2.1')).toThrow(/outside the lab ranges/);

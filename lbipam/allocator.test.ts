@@ -56,9 +56,9 @@ describe('pool blocks', () => {
   });
 
   it('costs the same for a /8 and a /64 as for a /28: counts are exact and allocation is immediate', () => {
-    const a = build([cidrPool('huge', '10.0.0.0/8', '2001:db8::/64')], [service('v4'), service('v6', { ipFamilies: ['IPv6'] })]);
+    const a = build([cidrPool('huge', '240.0.0.0/8', '2001:db8::/64')], [service('v4'), service('v6', { ipFamilies: ['IPv6'] })]);
     expect(a.pools()[0]).toMatchObject({ total: (1n << 24n) - 2n + (1n << 64n) - 2n, used: 2n });
-    expect(ipsOf(a)).toEqual({ 'default/v4': '10.0.0.1', 'default/v6': '2001:db8::1' });
+    expect(ipsOf(a)).toEqual({ 'default/v4': '240.0.0.1', 'default/v6': '2001:db8::1' });
   });
 
   it('reports invalid blocks on the pool and keeps the IPs its services hold', () => {

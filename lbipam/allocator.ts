@@ -128,6 +128,13 @@ export class Allocator {
     return new Map([...this.services.keys()].sort().map((k) => [k, this.services.get(k)!.result]));
   }
 
+  /** How many services are managed and how many of them are satisfied (for metrics; no copies). */
+  counts(): { managed: number; satisfied: number } {
+    let satisfied = 0;
+    for (const s of this.services.values()) if (s.result.satisfied) satisfied++;
+    return { managed: this.services.size, satisfied };
+  }
+
   /** Keys whose result changed (or that were removed) since the last call. */
   drainChanged(): string[] {
     const out = [...this.changed].sort();
@@ -176,15 +183,17 @@ export class Allocator {
     const prev = this.services.get(input.key);
     const claims = prev ? this.heldIPs(prev) : input.held;
     const released = prev ? this.remove(prev) : [];
+    let taken = false;
     if (input.managed) {
       const s = this.newState(input);
       this.add(s);
       this.claim(s, claims);
       this.acquire(s);
+      taken = [...s.slots, ...s.kept].some((h) => h !== undefined && !released.includes(h.key));
     } else if (prev) {
       this.changed.add(input.key);
     }
-    this.settle(released, [prev?.input.sharing?.key, input.sharing?.key], new Map([[input.key, prev?.result ?? pending]]));
+    this.settle(released, taken, [prev?.input.sharing?.key, input.sharing?.key], new Map([[input.key, prev?.result ?? pending]]));
   }
 
   deleteService(key: string): void {
@@ -192,7 +201,7 @@ export class Allocator {
     if (!prev) return;
     const released = this.remove(prev);
     this.changed.add(key);
-    this.settle(released, [prev.input.sharing?.key], new Map());
+    this.settle(released, false, [prev.input.sharing?.key], new Map());
   }
 
   // ---- internals -----------------------------------------------------------------------------
@@ -240,10 +249,11 @@ export class Allocator {
    * waiting services get their turn, oldest first; then the results that may read differently
    * (the changed service, its sharing groups, the retried) are recomputed.
    */
-  private settle(released: readonly HoldingKey[], sharingKeys: readonly (string | undefined)[], before: Map<string, ServiceResult>): void {
+  private settle(released: readonly HoldingKey[], taken: boolean, sharingKeys: readonly (string | undefined)[], before: Map<string, ServiceResult>): void {
     const keys: string[] = sharingKeys.filter((k) => k !== undefined);
     const freed = released.some((k) => !this.holdings.has(k));
-    const touched = new Set<ServiceState>(this.waiting); // their reasons read the whole state
+    // Waiting services' reasons read who holds what: re-read them only when that changed.
+    const touched = new Set<ServiceState>(freed || taken || keys.length > 0 ? this.waiting : []);
     if ((freed || keys.length > 0) && this.waiting.size > 0) {
       for (const s of [...this.waiting].sort(byAge)) {
         const had = s.slots.filter((h) => h !== undefined).length;

@@ -2,6 +2,7 @@
 // from a pool or a Service, as plain data. Bad input becomes an error string here, never a throw.
 import {
   annotations,
+  everything,
   familyName,
   formatIP,
   parseBlock,
@@ -55,7 +56,21 @@ export function poolInput(pool: LoadBalancerIPPool): PoolInput {
     priority: pool.spec.priority,
     disabled: pool.spec.disabled === true,
     ranges,
-    selector: selector.ok ? selector.value : { requirements: [], text: '' },
+    selector: selector.ok ? selector.value : everything,
+    errors,
+  };
+}
+
+/** A pool whose object could not be read (it breaks the schema): invalid, so it hands out nothing and its holders keep their IPs. */
+export function invalidPoolInput(meta: { name: string; creationTimestamp?: string | undefined; generation?: number | undefined }, errors: readonly string[]): PoolInput {
+  return {
+    name: meta.name,
+    created: meta.creationTimestamp ?? unknownTime,
+    generation: meta.generation,
+    priority: undefined,
+    disabled: true,
+    ranges: [],
+    selector: everything,
     errors,
   };
 }

@@ -165,10 +165,10 @@ describe('lab harness on the real kernel', () => {
     const lab = await newLab();
     const [a, b] = [await lab.host('a'), await lab.host('b')];
     const lan = await lab.bridge('lan');
-    await expect(lab.attach(a, lan, { addresses: ['10.0.0.1/24'] })).rejects.toThrow(/address 10\.0\.0\.1\/24 is outside the lab ranges \(allowed: 198\.18\.0\.0\/15, 2001:db8::\/32/);
+    await expect(lab.attach(a, lan, { addresses: ['203.0.113.1/24'] })).rejects.toThrow(/address 203\.0\.113\.1\/24 is outside the lab ranges \(allowed: 198\.18\.0\.0\/15, 2001:db8::\/32/);
     await expect(lab.link(a, b, { b: { addresses: ['2001:db9::1/64'] } })).rejects.toThrow(/outside the lab ranges/);
     await expect(lab.attach(a, lan, { ifname: 'a-very-long-name0' })).rejects.toThrow(/1-15 characters/);
-    await expect(a.addRoute('default', { via: '192.168.1.1' })).rejects.toThrow(/outside the lab ranges/);
+    await expect(a.addRoute('default', { via: '192.0.2.1' })).rejects.toThrow(/outside the lab ranges/);
     await expect(a.ping('8.8.8.8')).rejects.toThrow(/outside the lab ranges/);
     await expect(lab.host('switch')).rejects.toThrow(/reserved/);
     // Nothing was created by the refused calls: eth0 is still free.

@@ -4,15 +4,8 @@ import { mkdirSync, mkdtempSync, rmSync, statSync, unlinkSync, writeFileSync } f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { ServiceView } from '../agent/local-api.js';
 import { beacon, BeaconProcess, eventually, freePort, stopAll } from './process.js';
-
-interface ServiceView {
-  namespace: string;
-  name: string;
-  ips: string[];
-  satisfied: boolean;
-  reason: string;
-}
 
 let dir = '';
 let manifests = '';

@@ -232,7 +232,7 @@ describe('etcd store', () => {
     expect(inspect(unopened, { depth: Infinity, showHidden: true })).not.toContain(password);
     await unopened.close();
     await expect(openEtcdStore({ endpoints: ['http://127.0.0.1:1'], dialTimeoutMs: 500, logger })).rejects.toThrow(/not reachable within 500 ms/);
-    expect(redactEndpoint('https://root:hunter2@10.0.0.1:2379')).toBe('https://10.0.0.1:2379');
+    expect(redactEndpoint('https://root:hunter2@198.18.0.1:2379')).toBe('https://198.18.0.1:2379');
   });
 
   it('a renewing holder keeps the lease past its TTL; a silent one loses it to the next', async () => {

@@ -38,7 +38,7 @@ export interface EtcdStoreLogger {
 }
 
 export interface EtcdStoreOptions {
-  /** Client URLs, e.g. `http://10.0.0.1:2379`; all `http:` or all `https:`. */
+  /** Client URLs, e.g. `http://198.18.0.1:2379`; all `http:` or all `https:`. */
   endpoints: string[];
   /** Every key lives under this prefix (default `/beacon`), so several installations can share etcd. */
   prefix?: string;
