@@ -133,4 +133,38 @@ describe('embedded store crash safety', () => {
     expect(status.get('counter')).toBeLessThanOrEqual(highest + 2);
     expect(values.length).toBeGreaterThanOrEqual(highest - 2);
   });
+
+  it('lets several processes create a new state database at the same moment', async () => {
+    const root = mkdtempSync(join(tmpdir(), 'beacon-embedded-open-'));
+    dirs.push(root);
+    const manifestsDir = join(root, 'manifests');
+    mkdirSync(manifestsDir);
+    const script = join(root, 'opener.mjs');
+    // A start barrier: every child is loaded and waiting before any of them opens the store.
+    writeFileSync(
+      script,
+      `import { existsSync } from 'node:fs';\nimport { openEmbeddedStore } from ${JSON.stringify(storeModule)};\nconst [manifestsDir, stateDir, go] = process.argv.slice(2);\nprocess.stdout.write('waiting\\n');\nconst until = Date.now() + 20000;\nwhile (!existsSync(go) && Date.now() < until) await new Promise((r) => setTimeout(r, 1));\nconst store = await openEmbeddedStore({ manifestsDir, stateDir });\nawait store.close();\nprocess.stdout.write('opened\\n');\n`,
+    );
+    // Each round a fresh state folder, opened by four processes at once: the WAL switch of a new
+    // database needs an exclusive lock, which SQLite refuses at once while another process holds it.
+    for (let round = 0; round < 3; round++) {
+      const stateDir = join(root, `state-${round}`);
+      const go = join(root, `go-${round}`);
+      const runs = Array.from({ length: 4 }, () => {
+        const proc = spawn(process.execPath, ['--import', 'tsx', script, manifestsDir, stateDir, go], { cwd: repo, stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        const child: Child = { process: proc, lines: [], stderr: '', exited: new Promise((r) => proc.once('exit', () => r())) };
+        // `stderr` collects everything the child says, so the barrier can see 'waiting'.
+        proc.stdout.setEncoding('utf8').on('data', (c: string) => ((out += c), (child.stderr += c)));
+        proc.stderr.setEncoding('utf8').on('data', (c: string) => ((out += c), (child.stderr += c)));
+        children.push(child);
+        return new Promise<{ code: number | null; out: string }>((r) => proc.once('exit', (code) => r({ code, out })));
+      });
+      const started = children.slice(-4);
+      const until = Date.now() + 20_000;
+      while (!started.every((c) => c.stderr.includes('waiting')) && Date.now() < until) await new Promise((r) => setTimeout(r, 10));
+      writeFileSync(go, '');
+      for (const r of await Promise.all(runs)) expect(r, r.out).toEqual({ code: 0, out: 'waiting\nopened\n' });
+    }
+  }, 60_000);
 });

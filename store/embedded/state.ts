@@ -93,6 +93,24 @@ export const rfc3339 = (ms: number): string => new Date(ms).toISOString().replac
 /** Errors after which the database must not be trusted again in this process. */
 const fatalCodes = new Set(['SQLITE_CORRUPT', 'SQLITE_NOTADB', 'SQLITE_CORRUPT_INDEX', 'SQLITE_CORRUPT_SEQUENCE', 'SQLITE_CORRUPT_VTAB']);
 
+/**
+ * Switches the database to WAL. The switch needs an exclusive lock, and SQLite answers SQLITE_BUSY
+ * at once (without its busy handler) when another process is opening the same new database at the
+ * same moment: retry, bounded by the busy timeout. Opening is synchronous, so the wait is too.
+ */
+function switchToWAL(db: Database, timeoutMs: number): unknown {
+  const deadline = Date.now() + timeoutMs;
+  const pause = new Int32Array(new SharedArrayBuffer(4));
+  for (let attempt = 0; ; attempt++) {
+    try {
+      return db.pragma('journal_mode = WAL', { simple: true });
+    } catch (e) {
+      if (sqliteCode(e) !== 'SQLITE_BUSY' || Date.now() >= deadline) throw e;
+      Atomics.wait(pause, 0, 0, Math.min(50, 5 * (attempt + 1)));
+    }
+  }
+}
+
 export class StateDb {
   readonly file: string;
   private readonly db: Database;
@@ -185,7 +203,7 @@ export class StateDb {
       }
       // WAL lets readers in other processes proceed during a write; FULL syncs the WAL on every
       // commit, so a committed write survives power loss as well as kill -9.
-      const mode = db.pragma('journal_mode = WAL', { simple: true });
+      const mode = switchToWAL(db, opts.busyTimeoutMs ?? 5000);
       if (mode !== 'wal') throw new Error(`embedded store: state database ${file} cannot use WAL journaling (got ${String(mode)}); put the state folder on a local filesystem`);
       db.pragma('synchronous = FULL');
       db.transaction(() => {
