@@ -1,29 +1,30 @@
 import { describe, expect, it } from 'vitest';
 import type { Lease, LeaseStore } from '../store/index.js';
+import { MemoryStore } from '../test/memory-store.js';
 import { LeaderElector, type LeaderChange } from './election.js';
 
-/** An in-memory lease store with a controllable clock and outage switch. */
+/** The memory store's leases with a controllable clock and an outage switch. */
 class FakeLeases implements LeaseStore {
   now = 0;
   down = false;
-  private leases = new Map<string, Lease>();
+  private readonly store = new MemoryStore();
+  constructor() {
+    this.store.now = () => this.now;
+  }
+  private reach<T>(call: (l: LeaseStore) => Promise<T>): Promise<T> {
+    return this.down ? Promise.reject(new Error('store unreachable')) : call(this.store.leases);
+  }
   acquireOrRenew(name: string, holder: string, durationMs: number): Promise<{ held: boolean; lease: Lease }> {
-    if (this.down) return Promise.reject(new Error('store unreachable'));
-    const cur = this.leases.get(name);
-    if (cur && cur.holder !== holder && cur.renewedAt + cur.durationMs > this.now) return Promise.resolve({ held: false, lease: cur });
-    const lease: Lease =
-      cur && cur.holder === holder
-        ? { ...cur, renewedAt: this.now, durationMs }
-        : { name, holder, durationMs, acquiredAt: this.now, renewedAt: this.now, transitions: (cur?.transitions ?? 0) + (cur ? 1 : 0) };
-    this.leases.set(name, lease);
-    return Promise.resolve({ held: true, lease });
+    return this.reach((l) => l.acquireOrRenew(name, holder, durationMs));
   }
   release(name: string, holder: string): Promise<void> {
-    if (this.leases.get(name)?.holder === holder) this.leases.delete(name);
-    return Promise.resolve();
+    return this.reach((l) => l.release(name, holder));
   }
   get(name: string): Promise<Lease | undefined> {
-    return Promise.resolve(this.leases.get(name));
+    return this.reach((l) => l.get(name));
+  }
+  list(prefix: string): Promise<Lease[]> {
+    return this.reach((l) => l.list(prefix));
   }
 }
 

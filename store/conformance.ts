@@ -145,6 +145,29 @@ export function describeStoreConformance(name: string, open: () => Promise<Store
       }
     });
 
+    it('publishes data with a lease and lists held leases by name prefix', async () => {
+      const { leases } = h.store;
+      const other = await h.peer();
+      try {
+        await leases.acquireOrRenew('node-a', 'a', 5000, '{"up":true}');
+        await other.leases.acquireOrRenew('node-b', 'b', 5000);
+        await leases.acquireOrRenew('operator-x', 'a', 5000);
+        expect((await other.leases.list('node-')).map((l) => [l.name, l.holder, l.data])).toEqual([
+          ['node-a', 'a', '{"up":true}'],
+          ['node-b', 'b', ''],
+        ]);
+        await leases.acquireOrRenew('node-a', 'a', 5000, '{"up":false}');
+        expect((await other.leases.get('node-a'))?.data).toBe('{"up":false}');
+        // Someone else's data never replaces the holder's.
+        expect((await other.leases.acquireOrRenew('node-a', 'b', 5000, 'x')).lease.data).toBe('{"up":false}');
+        await leases.release('node-a', 'a');
+        expect((await other.leases.list('node-')).map((l) => l.name)).toEqual(['node-b']);
+        expect(await leases.list('nothing-')).toEqual([]);
+      } finally {
+        await other.close();
+      }
+    });
+
     it('reports health', () => {
       expect(h.store.health().ok).toBe(true);
     });

@@ -72,17 +72,25 @@ export interface Lease {
   readonly renewedAt: number;
   /** How many times the lease changed hands. */
   readonly transitions: number;
+  /** What the holder published with its last renewal ('' when nothing), e.g. a node's candidacy. */
+  readonly data: string;
 }
 
 export interface LeaseStore {
   /**
    * Takes the lease when it is free or expired, renews it when `holder` already has it, and
    * otherwise leaves it. Returns whether `holder` holds it now, and the lease as it stands.
+   * `data` (default '') replaces what the lease publishes when `holder` holds it.
    */
-  acquireOrRenew(name: string, holder: string, durationMs: number): Promise<{ held: boolean; lease: Lease }>;
+  acquireOrRenew(name: string, holder: string, durationMs: number, data?: string): Promise<{ held: boolean; lease: Lease }>;
   /** Gives the lease up at once (on shutdown), only if `holder` has it. */
   release(name: string, holder: string): Promise<void>;
   get(name: string): Promise<Lease | undefined>;
+  /**
+   * The held leases whose names start with `prefix`, sorted by name (released ones are left out;
+   * expired ones may still be listed: compare renewedAt + durationMs with the clock).
+   */
+  list(prefix: string): Promise<Lease[]>;
 }
 
 export interface StoreHealth {

@@ -108,21 +108,23 @@ export class MemoryStore implements Store {
   }
 
   readonly leases = {
-    acquireOrRenew: (name: string, holder: string, durationMs: number): Promise<{ held: boolean; lease: Lease }> => {
+    acquireOrRenew: (name: string, holder: string, durationMs: number, data = ''): Promise<{ held: boolean; lease: Lease }> => {
       const now = this.now();
       const cur = this.leaseMap.get(name);
       if (cur && cur.holder !== holder && cur.renewedAt + cur.durationMs > now) return Promise.resolve({ held: false, lease: cur });
       const lease: Lease =
-        cur?.holder === holder ? { ...cur, renewedAt: now, durationMs } : { name, holder, durationMs, acquiredAt: now, renewedAt: now, transitions: (cur?.transitions ?? 0) + 1 };
+        cur?.holder === holder ? { ...cur, renewedAt: now, durationMs, data } : { name, holder, durationMs, acquiredAt: now, renewedAt: now, transitions: (cur?.transitions ?? 0) + 1, data };
       this.leaseMap.set(name, lease);
       return Promise.resolve({ held: true, lease });
     },
     release: (name: string, holder: string): Promise<void> => {
       const cur = this.leaseMap.get(name);
-      if (cur?.holder === holder) this.leaseMap.set(name, { ...cur, renewedAt: -Infinity });
+      if (cur?.holder === holder) this.leaseMap.set(name, { ...cur, holder: '', renewedAt: -Infinity });
       return Promise.resolve();
     },
     get: (name: string): Promise<Lease | undefined> => Promise.resolve(this.leaseMap.get(name)),
+    list: (prefix: string): Promise<Lease[]> =>
+      Promise.resolve([...this.leaseMap.values()].filter((l) => l.name.startsWith(prefix) && l.holder !== '').sort((a, b) => (a.name < b.name ? -1 : 1))),
   };
 
   health() {

@@ -1,6 +1,7 @@
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { describeStoreConformance, eventually } from '../conformance.js';
@@ -303,6 +304,20 @@ describe('embedded store', () => {
     const errors: Error[] = [];
     s.watch('LoadBalancerIPPool', start, () => {}, (e) => errors.push(e));
     await eventually(() => expect(errors[0]).toBeInstanceOf(ExpiredError));
+  });
+
+  it('upgrades a schema 1 state database: leases keep their holders and gain data', async () => {
+    mkdirSync(stateDir);
+    const old = new Database(join(stateDir, stateFileName));
+    old.exec(`CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
+      INSERT INTO meta (key, value) VALUES ('schema', 1), ('revision', 0);
+      CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, duration_ms INTEGER NOT NULL,
+        acquired_at INTEGER NOT NULL, renewed_at INTEGER NOT NULL, transitions INTEGER NOT NULL);
+      INSERT INTO leases VALUES ('beacon-operator', 'node-a', 60000, ${Date.now()}, ${Date.now()}, 3);`);
+    old.close();
+    const s = await open();
+    expect(await s.leases.get('beacon-operator')).toMatchObject({ holder: 'node-a', transitions: 3, data: '' });
+    expect((await s.leases.acquireOrRenew('beacon-operator', 'node-a', 60000, 'x')).lease.data).toBe('x');
   });
 
   it('reports a state file that is not a database, and leaves it untouched', async () => {

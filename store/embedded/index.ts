@@ -147,9 +147,10 @@ export class EmbeddedStore implements Store {
     };
     this.folder = new ManifestFolder(opts.manifestsDir, cache);
     this.leases = {
-      acquireOrRenew: (name: string, holder: string, durationMs: number) => this.run(() => db.acquireOrRenew(name, holder, durationMs)),
+      acquireOrRenew: (name: string, holder: string, durationMs: number, data = '') => this.run(() => db.acquireOrRenew(name, holder, durationMs, data)),
       release: (name: string, holder: string) => this.run(() => db.release(name, holder)),
       get: (name: string): Promise<Lease | undefined> => this.run(() => db.lease(name)),
+      list: (prefix: string): Promise<Lease[]> => this.run(() => db.leases(prefix)),
     };
   }
 

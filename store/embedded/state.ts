@@ -10,7 +10,8 @@ import type { Lease } from '../types.js';
 import { openDatabase, sqliteCode, type Database, type Statement } from './sqlite.js';
 
 export const stateFileName = 'beacon-state.db';
-const schemaVersion = 1;
+/** 2: leases.data. */
+const schemaVersion = 2;
 
 /** The state database cannot be used as it is. Beacon never deletes or resets it: a person decides. */
 export class StateCorruptError extends Error {
@@ -85,6 +86,7 @@ interface LeaseRow {
   acquired_at: number;
   renewed_at: number;
   transitions: number;
+  data: string;
 }
 
 /** Kubernetes writes timestamps as RFC 3339 with whole seconds. */
@@ -128,6 +130,7 @@ export class StateDb {
     updateObject: Statement<never>;
     markRemoved: Statement<never>;
     lease: Statement<LeaseRow>;
+    leasesFrom: Statement<LeaseRow>;
     putLease: Statement<never>;
     lastGood: Statement<{ text: string; saved_at: number }>;
     putLastGood: Statement<never>;
@@ -157,11 +160,13 @@ export class StateDb {
       ),
       updateObject: p(`UPDATE objects SET generation = ?, spec_hash = ?, removed_at = NULL WHERE kind = ? AND namespace = ? AND name = ?`),
       markRemoved: p(`UPDATE objects SET removed_at = ? WHERE kind = ? AND namespace = ? AND name = ? AND removed_at IS NULL`),
-      lease: p(`SELECT name, holder, duration_ms, acquired_at, renewed_at, transitions FROM leases WHERE name = ?`),
+      lease: p(`SELECT name, holder, duration_ms, acquired_at, renewed_at, transitions, data FROM leases WHERE name = ?`),
+      // Names from prefix (inclusive) to prefix + U+FFFF: an index range, not a scan.
+      leasesFrom: p(`SELECT name, holder, duration_ms, acquired_at, renewed_at, transitions, data FROM leases WHERE name >= ? AND name < ? AND holder <> '' ORDER BY name`),
       putLease: p(
-        `INSERT INTO leases (name, holder, duration_ms, acquired_at, renewed_at, transitions) VALUES (?, ?, ?, ?, ?, ?)
+        `INSERT INTO leases (name, holder, duration_ms, acquired_at, renewed_at, transitions, data) VALUES (?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (name) DO UPDATE SET holder = excluded.holder, duration_ms = excluded.duration_ms,
-           acquired_at = excluded.acquired_at, renewed_at = excluded.renewed_at, transitions = excluded.transitions`,
+           acquired_at = excluded.acquired_at, renewed_at = excluded.renewed_at, transitions = excluded.transitions, data = excluded.data`,
       ),
       lastGood: p(`SELECT text, saved_at FROM last_good WHERE path = ?`),
       putLastGood: p(
@@ -222,9 +227,14 @@ export class StateDb {
           CREATE INDEX IF NOT EXISTS status_by_version ON status (version);
           CREATE TABLE IF NOT EXISTS leases (
             name TEXT PRIMARY KEY, holder TEXT NOT NULL, duration_ms INTEGER NOT NULL,
-            acquired_at INTEGER NOT NULL, renewed_at INTEGER NOT NULL, transitions INTEGER NOT NULL);
+            acquired_at INTEGER NOT NULL, renewed_at INTEGER NOT NULL, transitions INTEGER NOT NULL,
+            data TEXT NOT NULL DEFAULT '');
           CREATE TABLE IF NOT EXISTS last_good (path TEXT PRIMARY KEY, text TEXT NOT NULL, saved_at INTEGER NOT NULL);
         `);
+        // Schema 1 databases lack leases.data.
+        const columns = db.prepare<{ name: string }>(`SELECT name FROM pragma_table_info('leases')`).all().map((c) => c.name);
+        if (!columns.includes('data')) db.exec(`ALTER TABLE leases ADD COLUMN data TEXT NOT NULL DEFAULT ''`);
+        db.exec(`UPDATE meta SET value = ${schemaVersion} WHERE key = 'schema' AND value < ${schemaVersion}`);
       }).immediate();
       const found = (db.prepare<{ value: number }>(`SELECT value FROM meta WHERE key = 'schema'`).get()?.value) ?? 0;
       if (found > schemaVersion) {
@@ -387,7 +397,7 @@ export class StateDb {
     this.guard(() => this.stmt.dropLastGood.run(path));
   }
 
-  acquireOrRenew(name: string, holder: string, durationMs: number): { held: boolean; lease: Lease } {
+  acquireOrRenew(name: string, holder: string, durationMs: number, data: string): { held: boolean; lease: Lease } {
     if (!holder) throw new Error('lease holder must not be empty');
     const now = this.now();
     return this.guard(() =>
@@ -396,13 +406,13 @@ export class StateDb {
           const row = this.stmt.lease.get(name);
           let next: LeaseRow;
           if (row && row.holder === holder) {
-            next = { ...row, duration_ms: durationMs, renewed_at: now };
+            next = { ...row, duration_ms: durationMs, renewed_at: now, data };
           } else if (!row || row.holder === '' || now > row.renewed_at + row.duration_ms) {
-            next = { name, holder, duration_ms: durationMs, acquired_at: now, renewed_at: now, transitions: row ? row.transitions + 1 : 0 };
+            next = { name, holder, duration_ms: durationMs, acquired_at: now, renewed_at: now, transitions: row ? row.transitions + 1 : 0, data };
           } else {
             return { held: false, lease: leaseOf(row) };
           }
-          this.stmt.putLease.run(next.name, next.holder, next.duration_ms, next.acquired_at, next.renewed_at, next.transitions);
+          this.stmt.putLease.run(next.name, next.holder, next.duration_ms, next.acquired_at, next.renewed_at, next.transitions, next.data);
           return { held: true, lease: leaseOf(next) };
         })
         .immediate(),
@@ -415,7 +425,7 @@ export class StateDb {
         .transaction(() => {
           const row = this.stmt.lease.get(name);
           if (!row || row.holder !== holder) return;
-          this.stmt.putLease.run(name, '', row.duration_ms, row.acquired_at, this.now(), row.transitions);
+          this.stmt.putLease.run(name, '', row.duration_ms, row.acquired_at, this.now(), row.transitions, '');
         })
         .immediate(),
     );
@@ -424,6 +434,10 @@ export class StateDb {
   lease(name: string): Lease | undefined {
     const row = this.guard(() => this.stmt.lease.get(name));
     return row && leaseOf(row);
+  }
+
+  leases(prefix: string): Lease[] {
+    return this.guard(() => this.stmt.leasesFrom.all(prefix, `${prefix}\uffff`)).map(leaseOf);
   }
 
   /** Full integrity check (slower than the quick check done on open); 'ok' or the problems. */
@@ -443,4 +457,5 @@ const leaseOf = (r: LeaseRow): Lease => ({
   acquiredAt: r.acquired_at,
   renewedAt: r.renewed_at,
   transitions: r.transitions,
+  data: r.data,
 });

@@ -115,6 +115,7 @@ interface LeaseRecord {
   acquiredAt: number;
   renewedAt: number;
   transitions: number;
+  data: string;
 }
 
 interface LeaseHistory {
@@ -132,6 +133,7 @@ function parseLeaseRecord(value: Buffer): LeaseRecord | undefined {
       acquiredAt: typeof r.acquiredAt === 'number' ? r.acquiredAt : 0,
       renewedAt: typeof r.renewedAt === 'number' ? r.renewedAt : 0,
       transitions: typeof r.transitions === 'number' ? r.transitions : 0,
+      data: typeof r.data === 'string' ? r.data : '',
     };
   } catch {
     return undefined;
@@ -221,7 +223,11 @@ export class EtcdStore implements Store {
   }
 
   leaseKey(name: string): string {
-    return `${this.prefix}/leases/${segment('lease name', name)}`;
+    return `${this.leasesPrefix}${segment('lease name', name)}`;
+  }
+
+  get leasesPrefix(): string {
+    return `${this.prefix}/leases/`;
   }
 
   leaseHistoryKey(name: string): string {
@@ -743,14 +749,14 @@ class EtcdLeases implements LeaseStore {
   constructor(private readonly store: EtcdStore) {}
 
   private toLease(name: string, r: LeaseRecord): Lease {
-    return { name, holder: r.holder, durationMs: r.durationMs, acquiredAt: r.acquiredAt, renewedAt: r.renewedAt, transitions: r.transitions };
+    return { name, holder: r.holder, durationMs: r.durationMs, acquiredAt: r.acquiredAt, renewedAt: r.renewedAt, transitions: r.transitions, data: r.data };
   }
 
   private put(key: string, record: LeaseRecord, leaseId: string) {
     return { request_put: { key: Buffer.from(key), value: Buffer.from(JSON.stringify(record)), lease: leaseId } };
   }
 
-  async acquireOrRenew(name: string, holder: string, durationMs: number): Promise<{ held: boolean; lease: Lease }> {
+  async acquireOrRenew(name: string, holder: string, durationMs: number, data = ''): Promise<{ held: boolean; lease: Lease }> {
     if (!holder) throw new Error(`lease ${name}: empty holder`);
     if (!(durationMs > 0)) throw new Error(`lease ${name}: durationMs must be positive, got ${durationMs}`);
     const s = this.store;
@@ -773,14 +779,14 @@ class EtcdLeases implements LeaseStore {
         if (kv.lease !== '0' && record.durationMs === durationMs) {
           // Renew: one keepalive, then record when.
           if ((await s.keepAliveOnce(kv.lease)) <= 0) continue; // just expired: the key is going away
-          const next = { ...record, renewedAt: now };
+          const next = { ...record, renewedAt: now, data };
           const res = await s.call((c) => c.kv.txn({ compare: guard, success: [this.put(key, next, kv.lease)] }));
           if (res.succeeded) return { held: true, lease: this.toLease(name, next) };
           continue;
         }
         // Same holder, new duration (or a key without an etcd lease): move it to a new etcd lease.
         const id = await s.grantLease(ttl);
-        const next = { ...record, durationMs, renewedAt: now };
+        const next = { ...record, durationMs, renewedAt: now, data };
         const res = await s.call((c) => c.kv.txn({ compare: guard, success: [this.put(key, next, id)] }));
         if (res.succeeded) {
           if (kv.lease !== '0') await s.revokeLease(kv.lease).catch(() => undefined);
@@ -794,7 +800,7 @@ class EtcdLeases implements LeaseStore {
       const hist = await s.getKv(historyKey);
       const previous = hist ? parseLeaseHistory(hist.value) : undefined;
       const transitions = previous === undefined ? 0 : previous.holder === holder ? previous.transitions : previous.transitions + 1;
-      const record: LeaseRecord = { holder, durationMs, acquiredAt: now, renewedAt: now, transitions };
+      const record: LeaseRecord = { holder, durationMs, acquiredAt: now, renewedAt: now, transitions, data };
       const id = await s.grantLease(ttl);
       const res = await s.call((c) =>
         c.kv.txn({
@@ -828,6 +834,18 @@ class EtcdLeases implements LeaseStore {
     const kv = await this.store.getKv(this.store.leaseKey(name));
     const record = kv ? parseLeaseRecord(kv.value) : undefined;
     return record ? this.toLease(name, record) : undefined;
+  }
+
+  async list(prefix: string): Promise<Lease[]> {
+    if (prefix.includes('/')) throw new Error(`invalid lease name prefix ${JSON.stringify(prefix)}: must contain no '/'`);
+    const s = this.store;
+    const range = Range.prefix(`${s.leasesPrefix}${prefix}`);
+    // One lease per node: a single page is enough for any cluster this store serves.
+    const res = await s.call((c) => c.kv.range({ key: range.start, range_end: range.end }));
+    return res.kvs.flatMap((kv) => {
+      const record = parseLeaseRecord(kv.value);
+      return record ? [this.toLease(kv.key.toString('utf8').slice(s.leasesPrefix.length), record)] : [];
+    });
   }
 }
 
