@@ -1,11 +1,11 @@
 import { mkdirSync, mkdtempSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import Database from 'better-sqlite3';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { stringify } from 'yaml';
 import { describeStoreConformance, eventually } from '../conformance.js';
 import { ConflictError, ExpiredError, NotFoundError, type ObjectRef, type StoredObject, type WatchEvent } from '../types.js';
+import { openDatabase } from './sqlite.js';
 import { openEmbeddedStore, StateCorruptError, stateFileName, type EmbeddedStore, type EmbeddedStoreOptions } from './index.js';
 
 const fileFor = (ref: ObjectRef): string => `${ref.kind.toLowerCase()}-${ref.namespace ? `${ref.namespace}-` : ''}${ref.name}.yaml`;
@@ -308,7 +308,7 @@ describe('embedded store', () => {
 
   it('upgrades a schema 1 state database: leases keep their holders and gain data', async () => {
     mkdirSync(stateDir);
-    const old = new Database(join(stateDir, stateFileName));
+    const old = openDatabase(join(stateDir, stateFileName));
     old.exec(`CREATE TABLE meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL);
       INSERT INTO meta (key, value) VALUES ('schema', 1), ('revision', 0);
       CREATE TABLE leases (name TEXT PRIMARY KEY, holder TEXT NOT NULL, duration_ms INTEGER NOT NULL,
