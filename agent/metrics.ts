@@ -23,6 +23,19 @@ export function createMetrics() {
     storeUp: new Gauge({ name: 'beacon_store_up', help: '1 when the store is reachable and healthy', registers: reg }),
     leaseHeld: new Gauge({ name: 'beacon_lease_held', help: '1 while this process holds the lease', labelNames: ['lease'], registers: reg }),
     leaseTransitions: new Counter({ name: 'beacon_lease_transitions_total', help: 'Times this process gained or lost a lease', labelNames: ['lease', 'held'], registers: reg }),
+    l2Announced: new Gauge({ name: 'beacon_l2_announced_ips', help: 'IPs this node answers ARP/NDP for', registers: reg }),
+    l2LiveNodes: new Gauge({ name: 'beacon_l2_live_nodes', help: 'Nodes with a live L2 liveness lease, as this node sees them', registers: reg }),
+    l2Answered: new Gauge({ name: 'beacon_l2_requests_answered', help: 'ARP requests and neighbor solicitations answered since start, by protocol', labelNames: ['protocol'], registers: reg }),
+    l2Dropped: new Gauge({ name: 'beacon_l2_frames_dropped', help: 'Received frames not answered since start, by reason', labelNames: ['reason'], registers: reg }),
+    l2Gratuitous: new Gauge({ name: 'beacon_l2_gratuitous_sent', help: 'Gratuitous ARP and unsolicited NA frames sent since start', registers: reg }),
+    l2Takeovers: new Counter({ name: 'beacon_l2_takeovers_total', help: 'IPs this node started announcing, by cause (failover: the previous announcer died; move: rebalancing or handover; new: first announcer)', labelNames: ['cause'], registers: reg }),
+    l2FailoverSeconds: new Histogram({
+      name: 'beacon_l2_failover_seconds',
+      help: 'On failover: time from the dead announcer\'s last lease renewal to this node answering (an upper bound of the outage)',
+      buckets: [0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 5, 10],
+      registers: reg,
+    }),
+    l2RenewFailures: new Counter({ name: 'beacon_l2_lease_renew_failures_total', help: 'Failed renewals of this node\'s L2 liveness lease', registers: reg }),
   };
 }
 

@@ -5,6 +5,7 @@ import type { TSchema } from '@sinclair/typebox';
 import { stringify } from 'yaml';
 import { group, version } from './meta.js';
 import { LoadBalancerIPPool, poolKind } from './pool.js';
+import { L2AnnouncementPolicy, l2PolicyConditionType, l2PolicyKind } from './l2policy.js';
 
 type JSONSchema = Record<string, unknown>;
 
@@ -68,6 +69,18 @@ export const crdSources: CRDSource[] = [
       { name: 'Disabled', type: 'boolean', jsonPath: '.spec.disabled' },
       { name: 'Conflicting', type: 'string', jsonPath: conditionStatus('beacon.io/PoolConflict') },
       { name: 'IPs Available', type: 'string', jsonPath: conditionMessage('beacon.io/IPsAvailable') },
+      { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    ],
+  },
+  {
+    kind: l2PolicyKind,
+    plural: 'l2announcementpolicies',
+    shortNames: ['l2policy'],
+    scope: 'Cluster',
+    schema: L2AnnouncementPolicy,
+    printerColumns: [
+      { name: 'Valid', type: 'string', jsonPath: conditionStatus(l2PolicyConditionType) },
+      { name: 'Message', type: 'string', jsonPath: conditionMessage(l2PolicyConditionType), priority: 1 },
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
     ],
   },

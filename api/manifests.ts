@@ -3,6 +3,8 @@
 // breaks its schema is reported by name and skipped, and the rest is used.
 import { LineCounter, parseAllDocuments } from 'yaml';
 import type { TSchema } from '@sinclair/typebox';
+import { EndpointSlice, endpointSliceAPIVersion, endpointSliceKind } from './endpointslice.js';
+import { L2AnnouncementPolicy, l2PolicyKind } from './l2policy.js';
 import { LoadBalancerIPPool, poolKind } from './pool.js';
 import { Service } from './service.js';
 import { apiVersion } from './meta.js';
@@ -15,7 +17,9 @@ export interface Located {
 
 export type KnownObject =
   | ({ kind: 'LoadBalancerIPPool'; object: LoadBalancerIPPool } & Located)
-  | ({ kind: 'Service'; object: Service } & Located);
+  | ({ kind: 'Service'; object: Service } & Located)
+  | ({ kind: 'L2AnnouncementPolicy'; object: L2AnnouncementPolicy } & Located)
+  | ({ kind: 'EndpointSlice'; object: EndpointSlice } & Located);
 
 export interface ManifestProblem extends Located {
   readonly reason: string;
@@ -34,6 +38,8 @@ export interface ParsedManifests {
 const schemas: Record<string, { apiVersion: string; schema: TSchema }> = {
   [poolKind]: { apiVersion, schema: LoadBalancerIPPool },
   Service: { apiVersion: 'v1', schema: Service },
+  [l2PolicyKind]: { apiVersion, schema: L2AnnouncementPolicy },
+  [endpointSliceKind]: { apiVersion: endpointSliceAPIVersion, schema: EndpointSlice },
 };
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);

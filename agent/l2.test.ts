@@ -1,0 +1,198 @@
+import { Writable } from 'node:stream';
+import { afterEach, describe, expect, it } from 'vitest';
+import { Reflector, type Lease, type LeaseStore, type StoredObject } from '../store/index.js';
+import { MemoryStore } from '../test/memory-store.js';
+import { eventually, sleep } from '../test/process.js';
+import { L2Announcer, parseCandidacy, type AnswerEntry, type InterfaceSnapshot, type Responder } from './l2.js';
+import { createLogger } from './log.js';
+import { createMetrics } from './metrics.js';
+
+/** Records what the announcer asks of the wire, and answers "would I answer now?" as the worker does. */
+class FakeResponder implements Responder {
+  table: readonly AnswerEntry[] = [];
+  fenceNs = 0n;
+  closed = false;
+  setTable(entries: readonly AnswerEntry[]): void {
+    this.table = entries;
+  }
+  setFence(untilNs: bigint): void {
+    this.fenceNs = untilNs;
+  }
+  stats() {
+    return { answered: { arp: 0, ndp: 0 }, dropped: {}, gratuitous: 0 };
+  }
+  close(): Promise<void> {
+    this.closed = true;
+    return Promise.resolve();
+  }
+  /** The IPs this node would answer for at this moment. */
+  answering(): string[] {
+    return process.hrtime.bigint() < this.fenceNs ? this.table.map((e) => e.ip) : [];
+  }
+}
+
+class FakeInterfaces {
+  private listeners: (() => void)[] = [];
+  snap: InterfaceSnapshot = {
+    interfaces: [{ name: 'eth0', up: true, addresses: [{ ip: '198.18.0.10', prefixLength: 24 }] }],
+    defaultRoute: { ipv4: ['eth0'], ipv6: [] },
+  };
+  snapshot = () => this.snap;
+  onChange(l: () => void) {
+    this.listeners.push(l);
+  }
+  close() {}
+  set(up: boolean) {
+    this.snap = { ...this.snap, interfaces: this.snap.interfaces.map((i) => ({ ...i, up })) };
+    for (const l of this.listeners) l();
+  }
+}
+
+/** The memory store's leases behind a switch that makes one node's store calls fail. */
+class Flaky implements LeaseStore {
+  down = false;
+  writes = 0;
+  constructor(private readonly inner: LeaseStore) {}
+  private call<T>(f: () => Promise<T>): Promise<T> {
+    return this.down ? Promise.reject(new Error('store unreachable')) : f();
+  }
+  acquireOrRenew(name: string, holder: string, d: number, data?: string) {
+    this.writes++;
+    return this.call(() => this.inner.acquireOrRenew(name, holder, d, data));
+  }
+  release(name: string, holder: string) {
+    return this.call(() => this.inner.release(name, holder));
+  }
+  get(name: string): Promise<Lease | undefined> {
+    return this.call(() => this.inner.get(name));
+  }
+  list(prefix: string) {
+    return this.call(() => this.inner.list(prefix));
+  }
+}
+
+const timing = { leaseDurationMs: 400, renewMs: 80, scanMs: 40, marginMs: 100, handoverMs: 150 };
+const quiet = createLogger({ level: 'warn', destination: new Writable({ write: (_c, _e, done) => done() }) });
+
+const svc = (name: string, ip: string, extra: Record<string, unknown> = {}): StoredObject => ({
+  apiVersion: 'v1',
+  kind: 'Service',
+  metadata: { name, namespace: 'ns' },
+  spec: { type: 'LoadBalancer', ...extra },
+  status: { loadBalancer: { ingress: [{ ip }] } },
+});
+
+describe('L2Announcer', () => {
+  const cleanup: (() => Promise<void> | void)[] = [];
+  afterEach(async () => {
+    for (const c of cleanup.splice(0).reverse()) await c();
+  });
+
+  async function cluster(names: string[]) {
+    const store = new MemoryStore();
+    await store.apply({ apiVersion: 'beacon.io/v1alpha1', kind: 'L2AnnouncementPolicy', metadata: { name: 'all' }, spec: {} });
+    for (let i = 0; i < 20; i++) await store.apply(svc(`s${i}`, `198.18.0.${100 + i}`));
+    const nodes = await Promise.all(names.map(async (name) => {
+      const reflectors = ['L2AnnouncementPolicy', 'Service', 'EndpointSlice'].map((k) => new Reflector(store, k));
+      await Promise.all(reflectors.map((r) => r.start()));
+      const [policies, services, slices] = reflectors as [Reflector, Reflector, Reflector];
+      const responder = new FakeResponder();
+      const interfaces = new FakeInterfaces();
+      const leases = new Flaky(store.leases);
+      const announcer = new L2Announcer({ nodeName: name, nodeLabels: {}, leases, policies, services, slices, responder, interfaces, log: quiet, metrics: createMetrics(), timing });
+      announcer.start();
+      cleanup.push(async () => {
+        await announcer.stop();
+        for (const r of reflectors) r.stop();
+      });
+      return { name, announcer, responder, interfaces, leases };
+    }));
+    return { store, nodes };
+  }
+
+  /** Every IP answered by exactly one node, and who. */
+  const owners = (nodes: { name: string; responder: FakeResponder }[]) => {
+    const seen = new Map<string, string[]>();
+    for (const n of nodes) for (const ip of n.responder.answering()) seen.set(ip, [...(seen.get(ip) ?? []), n.name]);
+    return seen;
+  };
+
+  it('splits the IPs between nodes, one announcer each, and all nodes agree on the plan', async () => {
+    const { nodes } = await cluster(['a', 'b', 'c']);
+    await eventually(() => {
+      const seen = owners(nodes);
+      expect(seen.size).toBe(20);
+      for (const who of seen.values()) expect(who).toHaveLength(1);
+    });
+    for (const n of nodes) expect(n.responder.table.length).toBeGreaterThan(0); // spread, not all on one
+    const views = nodes.map((n) => n.announcer.announcements().map((a) => `${a.ip}=${a.node}`).join(' '));
+    expect(views[1]).toBe(views[0]);
+    expect(views[2]).toBe(views[0]);
+    const a = nodes[0]!.announcer.announcements();
+    expect(a.every((x) => x.reason === (x.node === 'a' ? 'announcing' : 'not_elected'))).toBe(true);
+    expect(a[0]).toMatchObject({ services: ['ns/s0'], interfaces: ['eth0'] });
+  });
+
+  it('hands over on stop: successors answer before the leaving node goes quiet', async () => {
+    const { nodes } = await cluster(['a', 'b']);
+    await eventually(() => expect(owners(nodes).size).toBe(20));
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    const mine = a.responder.answering();
+    expect(mine.length).toBeGreaterThan(0);
+    const stopping = a.announcer.stop();
+    // During the handover window b takes a's IPs while a still answers: never a gap.
+    await eventually(() => expect(b.responder.answering()).toEqual(expect.arrayContaining(mine)), 1000);
+    await stopping;
+    expect(a.responder.answering()).toEqual([]);
+    expect(b.responder.answering()).toHaveLength(20);
+  });
+
+  it('fences: a node that cannot renew stops answering before another node starts', async () => {
+    const { nodes } = await cluster(['a', 'b']);
+    await eventually(() => expect(owners(nodes).size).toBe(20));
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    a.leases.down = true;
+    const deadline = Date.now() + 3000;
+    let quietAt: number | undefined;
+    let takenAt: number | undefined;
+    while (Date.now() < deadline && takenAt === undefined) {
+      const t = Date.now();
+      if (quietAt === undefined && a.responder.answering().length === 0) quietAt = t;
+      if (b.responder.answering().length === 20) takenAt = t;
+      expect(owners(nodes).size === 0 || [...owners(nodes).values()].every((w) => w.length === 1)).toBe(true);
+      await sleep(5);
+    }
+    expect(quietAt).toBeDefined();
+    expect(takenAt).toBeDefined();
+    expect(quietAt!).toBeLessThanOrEqual(takenAt!);
+    a.leases.down = false; // a comes back and takes its share again
+    await eventually(() => expect(a.responder.answering().length).toBeGreaterThan(0));
+  });
+
+  it('moves IPs off a node whose link goes down', async () => {
+    const { nodes } = await cluster(['a', 'b']);
+    await eventually(() => expect(owners(nodes).size).toBe(20));
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    a.interfaces.set(false);
+    await eventually(() => expect(b.responder.answering()).toHaveLength(20));
+    expect(a.announcer.announcements().every((x) => x.reason === 'interface_not_found')).toBe(true);
+  });
+
+  it('writes the store a constant number of times whatever the number of services', async () => {
+    const { nodes, store } = await cluster(['a']);
+    const n = nodes[0]!;
+    await eventually(() => expect(n.responder.answering()).toHaveLength(20));
+    const before = n.leases.writes;
+    for (let i = 20; i < 220; i++) await store.apply(svc(`s${i}`, `198.18.1.${i - 20}`));
+    await eventually(() => expect(n.responder.answering()).toHaveLength(220));
+    await sleep(400);
+    // Renewals only: one per renew interval (plus a link-change one at most), not one per service.
+    expect(n.leases.writes - before).toBeLessThan(20);
+  });
+
+  it('ignores unreadable candidacies', () => {
+    expect(parseCandidacy('{')).toBeUndefined();
+    expect(parseCandidacy('{"labels":{}}')).toBeUndefined();
+    expect(parseCandidacy('{"labels":{},"interfaces":[],"defaultRoute":{"ipv4":[]},"ready":true}')).toMatchObject({ ready: true, draining: false, defaultRoute: { ipv6: [] } });
+  });
+});
