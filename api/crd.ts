@@ -6,6 +6,17 @@ import { stringify } from 'yaml';
 import { group, version } from './meta.js';
 import { LoadBalancerIPPool, poolKind } from './pool.js';
 import { L2AnnouncementPolicy, l2PolicyConditionType, l2PolicyKind } from './l2policy.js';
+import {
+  BGPAdvertisement,
+  bgpAdvertisementKind,
+  BGPClusterConfig,
+  bgpClusterConfigKind,
+  bgpConditionType,
+  BGPNodeConfigOverride,
+  bgpNodeConfigOverrideKind,
+  BGPPeerConfig,
+  bgpPeerConfigKind,
+} from './bgp.js';
 
 type JSONSchema = Record<string, unknown>;
 
@@ -84,6 +95,25 @@ export const crdSources: CRDSource[] = [
       { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
     ],
   },
+  ...(
+    [
+      [bgpClusterConfigKind, 'bgpclusterconfigs', 'bgpcc', BGPClusterConfig],
+      [bgpPeerConfigKind, 'bgppeerconfigs', 'bgppc', BGPPeerConfig],
+      [bgpAdvertisementKind, 'bgpadvertisements', 'bgpadvert', BGPAdvertisement],
+      [bgpNodeConfigOverrideKind, 'bgpnodeconfigoverrides', 'bgpnco', BGPNodeConfigOverride],
+    ] as const
+  ).map(([kind, plural, shortName, schema]): CRDSource => ({
+    kind,
+    plural,
+    shortNames: [shortName],
+    scope: 'Cluster',
+    schema,
+    printerColumns: [
+      { name: 'Valid', type: 'string', jsonPath: conditionStatus(bgpConditionType) },
+      { name: 'Message', type: 'string', jsonPath: conditionMessage(bgpConditionType), priority: 1 },
+      { name: 'Age', type: 'date', jsonPath: '.metadata.creationTimestamp' },
+    ],
+  })),
 ];
 
 export function crdObject(src: CRDSource): JSONSchema {

@@ -4,6 +4,7 @@ export * from './selector.js';
 export * from './pool.js';
 export * from './l2policy.js';
 export * from './endpointslice.js';
+export * from './bgp.js';
 export * from './service.js';
 export * from './validate.js';
 export { crdObject, crdSources, renderCRDs, toStructural } from './crd.js';

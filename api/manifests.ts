@@ -3,6 +3,16 @@
 // breaks its schema is reported by name and skipped, and the rest is used.
 import { LineCounter, parseAllDocuments } from 'yaml';
 import type { TSchema } from '@sinclair/typebox';
+import {
+  BGPAdvertisement,
+  bgpAdvertisementKind,
+  BGPClusterConfig,
+  bgpClusterConfigKind,
+  BGPNodeConfigOverride,
+  bgpNodeConfigOverrideKind,
+  BGPPeerConfig,
+  bgpPeerConfigKind,
+} from './bgp.js';
 import { EndpointSlice, endpointSliceAPIVersion, endpointSliceKind } from './endpointslice.js';
 import { L2AnnouncementPolicy, l2PolicyKind } from './l2policy.js';
 import { LoadBalancerIPPool, poolKind } from './pool.js';
@@ -19,7 +29,11 @@ export type KnownObject =
   | ({ kind: 'LoadBalancerIPPool'; object: LoadBalancerIPPool } & Located)
   | ({ kind: 'Service'; object: Service } & Located)
   | ({ kind: 'L2AnnouncementPolicy'; object: L2AnnouncementPolicy } & Located)
-  | ({ kind: 'EndpointSlice'; object: EndpointSlice } & Located);
+  | ({ kind: 'EndpointSlice'; object: EndpointSlice } & Located)
+  | ({ kind: 'BGPClusterConfig'; object: BGPClusterConfig } & Located)
+  | ({ kind: 'BGPPeerConfig'; object: BGPPeerConfig } & Located)
+  | ({ kind: 'BGPAdvertisement'; object: BGPAdvertisement } & Located)
+  | ({ kind: 'BGPNodeConfigOverride'; object: BGPNodeConfigOverride } & Located);
 
 export interface ManifestProblem extends Located {
   readonly reason: string;
@@ -40,6 +54,10 @@ const schemas: Record<string, { apiVersion: string; schema: TSchema }> = {
   Service: { apiVersion: 'v1', schema: Service },
   [l2PolicyKind]: { apiVersion, schema: L2AnnouncementPolicy },
   [endpointSliceKind]: { apiVersion: endpointSliceAPIVersion, schema: EndpointSlice },
+  [bgpClusterConfigKind]: { apiVersion, schema: BGPClusterConfig },
+  [bgpPeerConfigKind]: { apiVersion, schema: BGPPeerConfig },
+  [bgpAdvertisementKind]: { apiVersion, schema: BGPAdvertisement },
+  [bgpNodeConfigOverrideKind]: { apiVersion, schema: BGPNodeConfigOverride },
 };
 
 const isRecord = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
