@@ -3,6 +3,9 @@
 import { parseArgs } from 'node:util';
 import type { Plan } from '../lbipam/index.js';
 import type { StoredObject } from '../store/index.js';
+import { labelKeyError, labelValueError } from '../api/selector.js';
+import type { L2AnnouncementView } from './l2.js';
+import { defaultL2Timing } from './l2-timing.js';
 import { defaultSocket, getLocal, LocalAPIError, type PoolView, type ServiceView, type StatusView } from './local-api.js';
 import { renderTable } from './table.js';
 
@@ -30,8 +33,13 @@ Commands:
              [--etcd-endpoints URL,...] [--socket PATH] [--metrics-addr HOST:PORT]
       Run Beacon on a plain host: the operator role (one process per store, by lease) and the
       node agent.
+      [--node-labels K=V,...] [--l2-announcements true|false] [--l2-lease-duration 1s]
+      [--l2-renew-interval 200ms] [--l2-scan-interval 100ms]
   status | services | pools [-o table|json] [--socket PATH]
       Ask a running process (through its unix socket) for its state.
+  l2 announcements [-o table|json] [--socket PATH]
+      The IPs announced with ARP/NDP: which node answers, on which interfaces, and why this node
+      does or does not.
   apply -f PATH | delete -f PATH | get KIND [NAME] [-o json|yaml]  --etcd-endpoints URL,...
       Write and read objects in the etcd store (the embedded store reads its manifests folder).
 
@@ -110,6 +118,7 @@ export async function main(argv: readonly string[], io: IO = stdio): Promise<num
     const args = sub === undefined ? rest : [sub, ...rest];
     if (command === 'standalone') return await standalone(args, io);
     if (command === 'status' || command === 'services' || command === 'pools') return await inspect(command, args, io);
+    if (command === 'l2' && sub === 'announcements') return await l2Announcements(rest, io);
     if (command === 'apply' || command === 'delete' || command === 'get') return await etcdCommand(command, args, io);
     throw new UsageError(`unknown command "${[command, sub].filter(Boolean).join(' ')}"`);
   } catch (e) {
@@ -146,9 +155,19 @@ async function standalone(args: string[], io: IO): Promise<number> {
       'metrics-addr': { type: 'string' },
       'lease-duration': { type: 'string', default: '5s' },
       'log-level': { type: 'string', default: 'info' },
+      'node-labels': { type: 'string', default: '' },
+      'l2-announcements': { type: 'string', default: 'true' },
+      'l2-lease-duration': { type: 'string', default: `${defaultL2Timing.leaseDurationMs}ms` },
+      'l2-renew-interval': { type: 'string', default: `${defaultL2Timing.renewMs}ms` },
+      'l2-scan-interval': { type: 'string', default: `${defaultL2Timing.scanMs}ms` },
     },
     strict: true,
   });
+  const l2Enabled = values['l2-announcements'];
+  if (l2Enabled !== 'true' && l2Enabled !== 'false') throw new UsageError(`--l2-announcements "${l2Enabled}": true or false`);
+  const l2LeaseMs = seconds(values['l2-lease-duration'], '--l2-lease-duration');
+  const l2RenewMs = seconds(values['l2-renew-interval'], '--l2-renew-interval');
+  if (l2RenewMs * 2 >= l2LeaseMs) throw new UsageError('--l2-renew-interval must be less than half of --l2-lease-duration, or one late renewal silences the node');
   const nodeName = values['node-name'];
   if (!nodeName) throw new UsageError('standalone needs --node-name NAME');
   const backend = values.store;
@@ -164,6 +183,17 @@ async function standalone(args: string[], io: IO): Promise<number> {
     socket: values.socket,
     metricsAddr: values['metrics-addr'],
     leaseDurationMs: seconds(values['lease-duration'], '--lease-duration'),
+    nodeLabels: parseLabels(values['node-labels']),
+    l2: {
+      enabled: l2Enabled === 'true',
+      timing: {
+        leaseDurationMs: l2LeaseMs,
+        renewMs: l2RenewMs,
+        scanMs: seconds(values['l2-scan-interval'], '--l2-scan-interval'),
+        // Go quiet a fifth of the lease before others may take over (the documented margin).
+        marginMs: Math.round(l2LeaseMs / 5),
+      },
+    },
     log,
   });
   // SIGTERM/SIGINT: release the lease and finish writes; never take longer than 5 s.
@@ -178,6 +208,29 @@ async function standalone(args: string[], io: IO): Promise<number> {
     process.once('SIGTERM', () => onSignal('SIGTERM'));
     process.once('SIGINT', () => onSignal('SIGINT'));
   });
+  return exit.ok;
+}
+
+/** `a=b,c=d` as node labels, checked with the Kubernetes rules. */
+function parseLabels(text: string): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const pair of text.split(',').filter(Boolean)) {
+    const at = pair.indexOf('=');
+    const [key, value] = at < 0 ? [pair, ''] : [pair.slice(0, at), pair.slice(at + 1)];
+    const problem = labelKeyError(key) ?? labelValueError(value);
+    if (problem) throw new UsageError(`--node-labels "${pair}": ${problem}`);
+    labels[key] = value;
+  }
+  return labels;
+}
+
+async function l2Announcements(args: string[], io: IO): Promise<number> {
+  const { values } = parseArgs({ args, options: { output: { type: 'string', short: 'o' }, socket: { type: 'string', default: defaultSocket } }, strict: true });
+  const format = outputFormat(values.output, ['table', 'json']);
+  const data = await getLocal<L2AnnouncementView[]>(values.socket, '/v1/l2/announcements');
+  if (format === 'json') io.out(`${JSON.stringify(data, null, 2)}\n`);
+  else if (data.length === 0) io.out('No IPs to announce: no service with an IP is selected by an L2AnnouncementPolicy.\n');
+  else io.out(renderTable(['IP', 'SERVICES', 'NODE', 'INTERFACES', 'REASON'], data.map((a) => [a.ip, a.services.join(','), a.node ?? '-', a.interfaces.join(',') || '-', a.reason])));
   return exit.ok;
 }
 
@@ -201,6 +254,7 @@ async function inspect(command: 'status' | 'services' | 'pools', args: string[],
       ['Node', s.node],
       ['Store', `${s.store.backend} (${s.store.ok ? 'healthy' : 'unhealthy'}: ${s.store.message})`],
       ['Operator', s.roles.operator ? 'this node' : `${s.roles.operatorHolder ?? 'nobody yet'}`],
+      ['L2', s.l2.enabled ? `announcing ${s.l2.announcing} IPs; live nodes: ${s.l2.liveNodes.join(', ') || 'none'}` : `off (${s.l2.reason})`],
       ['Services', `${s.counts.services} (${s.counts.satisfied} with IPs, ${s.counts.unsatisfied} waiting)`],
       ['Pools', String(s.counts.pools)],
       ['Uptime', `${s.uptimeSeconds}s`],
@@ -208,8 +262,8 @@ async function inspect(command: 'status' | 'services' | 'pools', args: string[],
     ];
     io.out(rows.map(([k, v]) => `${`${k}:`.padEnd(10)} ${v}`).join('\n') + '\n');
   } else if (command === 'services') {
-    const rows = (data as ServiceView[]).map((s) => [s.namespace, s.name, s.ips.join(',') || '-', s.satisfied ? 'yes' : 'no', s.reason, s.message]);
-    io.out(renderTable(['NAMESPACE', 'NAME', 'IPS', 'SATISFIED', 'REASON', 'MESSAGE'], rows));
+    const rows = (data as ServiceView[]).map((s) => [s.namespace, s.name, s.ips.join(',') || '-', s.satisfied ? 'yes' : 'no', s.announcers === undefined ? 'n/a' : s.announcers.join(',') || '-', s.reason, s.message]);
+    io.out(renderTable(['NAMESPACE', 'NAME', 'IPS', 'SATISFIED', 'ANNOUNCER', 'REASON', 'MESSAGE'], rows));
   } else {
     const rows = (data as PoolView[]).map((p) => [p.name, p.total, p.used, p.available, p.disabled ? 'yes' : 'no', p.conflicting ? 'yes' : 'no', p.message]);
     io.out(renderTable(['POOL', 'TOTAL', 'USED', 'AVAILABLE', 'DISABLED', 'CONFLICTING', 'MESSAGE'], rows));

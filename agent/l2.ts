@@ -18,10 +18,13 @@ import {
   type Labels,
   type Service,
 } from '../api/index.js';
-import { electAnnouncers, type IPAnnouncement, type L2Reason, type L2Service, type LiveNode, type NodeCandidacy, type NodeInterface } from '../l2announce/election.js';
+import { electAnnouncers, type IPAnnouncement, type L2Reason, type L2Service, type LiveNode, type NodeCandidacy, type NodeInterface } from '../l2announce/index.js';
 import type { LeaseStore, Reflector, StoredObject } from '../store/index.js';
+import { defaultL2Timing, type L2Timing } from './l2-timing.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
+
+export { defaultL2Timing, type L2Timing };
 
 /** One (IP, interfaces) pair the responder answers for. */
 export interface AnswerEntry {
@@ -56,20 +59,6 @@ export interface InterfaceSource {
   onChange(listener: () => void): void;
   close(): void;
 }
-
-export interface L2Timing {
-  /** How long a liveness lease lasts without renewal. */
-  leaseDurationMs: number;
-  renewMs: number;
-  /** How often the live set is read. */
-  scanMs: number;
-  /** Stop answering this long before the own lease could be seen as expired elsewhere. */
-  marginMs: number;
-  /** On shutdown, keep answering this long after announcing the drain, so successors take over first. */
-  handoverMs: number;
-}
-
-export const defaultL2Timing: L2Timing = { leaseDurationMs: 1000, renewMs: 200, scanMs: 100, marginMs: 200, handoverMs: 500 };
 
 export interface L2Deps {
   nodeName: string;
@@ -219,6 +208,7 @@ export class L2Announcer {
   private async renew(loop: boolean): Promise<void> {
     if (this.stopped) return;
     const started = monotonicNs();
+    this.deps.metrics.l2LeaseWrites.inc();
     try {
       const { held, lease } = await this.deps.leases.acquireOrRenew(this.lease, this.deps.nodeName, this.timing.leaseDurationMs, JSON.stringify(this.candidacy()));
       if (held && !this.stopped) {
@@ -317,8 +307,10 @@ export class L2Announcer {
     if (this.stopped) return;
     const previous = new Map(this.plan.map((a) => [a.ip, a.node]));
     this.plan = electAnnouncers(this.input(), this.deps.nodeName);
+    // While draining, keep answering what this node had until stop() ends the handover window.
+    if (this.draining) return;
     const fenced = this.fenceNs <= monotonicNs();
-    const table = fenced || this.draining ? [] : this.plan.filter((a) => a.reason === 'announcing');
+    const table = fenced ? [] : this.plan.filter((a) => a.reason === 'announcing');
     const next = new Map(table.map((a) => [a.ip, a.interfaces.join(',')]));
     const liveNames = new Set(this.live.map((n) => n.name));
     for (const a of table) {

@@ -4,11 +4,13 @@
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { dirname } from 'node:path';
+import type { L2AnnouncementView } from './l2.js';
 
 export interface StatusView {
   node: string;
   store: { backend: string; ok: boolean; message: string };
   roles: { operator: boolean; operatorHolder: string | null; agent: boolean };
+  l2: { enabled: true; liveNodes: string[]; announcing: number } | { enabled: false; reason: string };
   counts: { pools: number; services: number; satisfied: number; unsatisfied: number };
   uptimeSeconds: number;
   version: string;
@@ -21,6 +23,8 @@ export interface ServiceView {
   satisfied: boolean;
   reason: string;
   message: string;
+  /** Nodes answering ARP/NDP for the service's IPs (absent when L2 announcements are off here). */
+  announcers?: string[];
 }
 
 export interface PoolView {
@@ -37,6 +41,7 @@ export interface LocalAPIHandlers {
   status(): StatusView;
   services(): ServiceView[];
   pools(): PoolView[];
+  l2Announcements(): L2AnnouncementView[];
 }
 
 export const defaultSocket = '/run/beacon/beacon.sock';
@@ -48,6 +53,7 @@ export async function serveLocalAPI(socketPath: string, handlers: LocalAPIHandle
     '/v1/status': () => handlers.status(),
     '/v1/services': () => handlers.services(),
     '/v1/pools': () => handlers.pools(),
+    '/v1/l2/announcements': () => handlers.l2Announcements(),
   };
   const server = createServer((req, res) => {
     const route = req.method === 'GET' ? routes[req.url ?? ''] : undefined;

@@ -35,6 +35,7 @@ export function createMetrics() {
       buckets: [0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 5, 10],
       registers: reg,
     }),
+    l2LeaseWrites: new Counter({ name: 'beacon_l2_lease_writes_total', help: 'Store writes made for L2 announcements (liveness lease renewals: the only ones)', registers: reg }),
     l2RenewFailures: new Counter({ name: 'beacon_l2_lease_renew_failures_total', help: 'Failed renewals of this node\'s L2 liveness lease', registers: reg }),
   };
 }

@@ -1,10 +1,24 @@
 // `beacon standalone`: the operator role (LB-IPAM, held by one process through a lease) and the
 // node-agent role in one process, on the embedded store or etcd, with the local API and metrics.
 import { createServer, type Server } from 'node:http';
-import { ipamConditionType, type Condition, type LoadBalancerIPPool, type Service, type ServiceStatus } from '../api/index.js';
+import {
+  endpointSliceKind,
+  ipamConditionType,
+  l2PolicyCondition,
+  l2PolicyKind,
+  parseL2Policy,
+  type Condition,
+  type L2AnnouncementPolicy,
+  type Labels,
+  type LoadBalancerIPPool,
+  type Service,
+  type ServiceStatus,
+} from '../api/index.js';
 import { isManaged, poolConditionTypes } from '../lbipam/index.js';
 import { objectKey, Reflector, type Store, type StoredObject } from '../store/index.js';
+import { ConditionWriter } from './conditions.js';
 import { LeaderElector } from './election.js';
+import { L2Announcer, type InterfaceSource, type L2Timing, type Responder } from './l2.js';
 import { serveLocalAPI, type PoolView, type ServiceView, type StatusView } from './local-api.js';
 import type { Logger } from './log.js';
 import { createMetrics, type Metrics } from './metrics.js';
@@ -18,7 +32,23 @@ export interface StandaloneOptions {
   metricsAddr?: string | undefined;
   /** Operator lease duration (ms). */
   leaseDurationMs: number;
+  /** This node's labels (policies select nodes by them). */
+  nodeLabels?: Labels;
+  l2?: L2Options;
   log: Logger;
+}
+
+export interface L2Options {
+  enabled: boolean;
+  timing?: Partial<L2Timing>;
+  /** The packet link and interface watcher; default: AF_PACKET sockets and the kernel's interfaces. */
+  open?: (log: Logger) => Promise<{ responder: Responder; interfaces: InterfaceSource }>;
+}
+
+/** The packet link and interface inventory of this network namespace. */
+async function openPacketLink(log: Logger): Promise<{ responder: Responder; interfaces: InterfaceSource }> {
+  const { openL2Link } = await import('./l2-link.js');
+  return openL2Link(log);
 }
 
 export interface Running {
@@ -144,15 +174,37 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
   };
   const pools = new Reflector(store, 'LoadBalancerIPPool', { onError: onError('watch pools') });
   const services = new Reflector(store, 'Service', { onError: onError('watch services') });
-  await Promise.all([pools.start(), services.start()]);
+  const l2Policies = new Reflector(store, l2PolicyKind, { onError: onError('watch L2 policies') });
+  const slices = new Reflector(store, endpointSliceKind, { onError: onError('watch endpoint slices') });
+  await Promise.all([pools.start(), services.start(), l2Policies.start(), slices.start()]);
+  const policyConditions = new ConditionWriter(store, l2Policies, (o) => [l2PolicyCondition(parseL2Policy(o as unknown as L2AnnouncementPolicy))], log.child({ role: 'operator' }), metrics);
+
+  // The L2 announcer needs raw sockets; without them this node announces nothing and says why.
+  let l2: L2Announcer | undefined;
+  let l2Off: string | undefined = opts.l2?.enabled === false ? 'disabled by --l2-announcements false' : undefined;
+  if (!l2Off) {
+    try {
+      const { responder, interfaces } = await (opts.l2?.open ?? openPacketLink)(log.child({ role: 'l2' }));
+      l2 = new L2Announcer({ nodeName: opts.nodeName, nodeLabels: opts.nodeLabels ?? {}, leases: store.leases, policies: l2Policies, services, slices, responder, interfaces, log: log.child({ role: 'l2' }), metrics, timing: opts.l2?.timing });
+      l2.start();
+    } catch (e) {
+      l2Off = `cannot open the packet link: ${(e as Error).message}`;
+      log.error({ err: (e as Error).message }, 'L2 announcements are off on this node');
+    }
+  }
 
   const operator = new Operator({ store, pools, services, log: log.child({ role: 'operator' }), metrics });
   const elector = new LeaderElector(store.leases, operatorLease, opts.nodeName, { durationMs: opts.leaseDurationMs }, ({ leader, reason }) => {
     metrics.leaseHeld.set({ lease: operatorLease }, leader ? 1 : 0);
     metrics.leaseTransitions.inc({ lease: operatorLease, held: String(leader) });
     log.info({ lease: operatorLease, reason }, leader ? 'operator role taken' : 'operator role given up');
-    if (leader) operator.start();
-    else void operator.stop();
+    if (leader) {
+      operator.start();
+      policyConditions.start();
+    } else {
+      void operator.stop();
+      policyConditions.stop();
+    }
   });
   elector.start();
 
@@ -164,12 +216,26 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
       node: opts.nodeName,
       store: { backend: store.backend, ok: health.ok, message: health.message },
       roles: { operator: elector.isLeader, operatorHolder: elector.holder ?? null, agent: true },
+      l2: l2 ? { enabled: true, liveNodes: [...l2.liveNodes], announcing: l2.announcements().filter((a) => a.reason === 'announcing').length } : { enabled: false, reason: l2Off ?? 'off' },
       counts: { pools: pools.items().length, services: svc.length, satisfied: svc.filter((s) => s.satisfied).length, unsatisfied: svc.filter((s) => !s.satisfied).length },
       uptimeSeconds: Math.round((Date.now() - started) / 1000),
       version,
     };
   };
-  const api = await serveLocalAPI(opts.socket, { status, services: () => views.list(), pools: () => poolViews(pools.items()) });
+  const withAnnouncers = (list: ServiceView[]): ServiceView[] => {
+    if (!l2) return list;
+    const by = l2.announcersByService();
+    return list.map((v) => ({ ...v, announcers: by.get(`${v.namespace}/${v.name}`) ?? [] }));
+  };
+  const api = await serveLocalAPI(opts.socket, {
+    status,
+    services: () => withAnnouncers(views.list()),
+    pools: () => poolViews(pools.items()),
+    l2Announcements: () => {
+      if (!l2) throw new Error(`L2 announcements are off on this node: ${l2Off ?? 'not started'}`);
+      return l2.announcements();
+    },
+  });
 
   let metricsServer: Server | undefined;
   if (opts.metricsAddr) {
@@ -196,10 +262,12 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
   const stop = (reason: string): Promise<void> =>
     (stopping ??= (async () => {
       log.info({ reason }, 'stopping');
+      // Hand the L2 share over first (successors answer before this node goes quiet), then the operator lease.
+      await l2?.stop();
       await elector.stop(); // releases the lease so another process takes over at once
+      policyConditions.stop();
       await operator.stop(); // lets in-flight status writes finish
-      pools.stop();
-      services.stop();
+      for (const r of [pools, services, l2Policies, slices]) r.stop();
       await new Promise<void>((r) => api.close(() => r()));
       if (metricsServer) await new Promise<void>((r) => metricsServer.close(() => r()));
       await store.close();

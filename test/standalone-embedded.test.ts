@@ -45,7 +45,7 @@ spec:
 const put = (file: string, text: string) => writeFileSync(join(manifests, file), text);
 
 function start(node: string, socket = join(dir, `${node}.sock`), extra: string[] = []): BeaconProcess {
-  return new BeaconProcess(node, ['standalone', '--node-name', node, '--manifests', manifests, '--state-dir', state, '--socket', socket, '--lease-duration', '2s', ...extra]);
+  return new BeaconProcess(node, ['standalone', '--node-name', node, '--manifests', manifests, '--state-dir', state, '--socket', socket, '--lease-duration', '2s', '--l2-announcements', 'false', ...extra]);
 }
 
 const services = (socket: string): ServiceView[] => {
@@ -148,8 +148,8 @@ describe('beacon standalone (embedded store)', { timeout: 90_000 }, () => {
     await eventually(() => expect(ipsBy(sock)).toEqual({ 'shop/web': '198.18.0.1' }));
     expect(statSync(sock).mode & 0o777).toBe(0o600);
     const table = beacon('services', '--socket', sock).out;
-    expect(table).toMatch(/^NAMESPACE\s+NAME\s+IPS\s+SATISFIED\s+REASON\s+MESSAGE\n/);
-    expect(table).toMatch(/shop\s+web\s+198\.18\.0\.1\s+yes\s+satisfied/);
+    expect(table).toMatch(/^NAMESPACE\s+NAME\s+IPS\s+SATISFIED\s+ANNOUNCER\s+REASON\s+MESSAGE\n/);
+    expect(table).toMatch(/shop\s+web\s+198\.18\.0\.1\s+yes\s+n\/a\s+satisfied/);
     await eventually(() => expect(beacon('pools', '--socket', sock).out).toMatch(/lan\s+14\s+1\s+13\s+no\s+no\s+ok/));
     const status = beacon('status', '--socket', sock).out;
     expect(status).toMatch(/Node:\s+n1/);

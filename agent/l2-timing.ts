@@ -1,0 +1,15 @@
+// The L2 announcer's timing, apart from the announcer so the CLI reads the defaults without loading it.
+
+export interface L2Timing {
+  /** How long a liveness lease lasts without renewal. */
+  leaseDurationMs: number;
+  renewMs: number;
+  /** How often the live set is read. */
+  scanMs: number;
+  /** Stop answering this long before the own lease could be seen as expired elsewhere. */
+  marginMs: number;
+  /** On shutdown, keep answering this long after announcing the drain, so successors take over first. */
+  handoverMs: number;
+}
+
+export const defaultL2Timing: L2Timing = { leaseDurationMs: 1000, renewMs: 200, scanMs: 100, marginMs: 200, handoverMs: 500 };
