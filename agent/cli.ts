@@ -4,6 +4,8 @@ import { parseArgs } from 'node:util';
 import type { Plan } from '../lbipam/index.js';
 import type { StoredObject } from '../store/index.js';
 import { labelKeyError, labelValueError } from '../api/selector.js';
+import { isIP } from 'node:net';
+import type { BGPPeerView, BGPRouteView } from './bgp.js';
 import type { L2AnnouncementView } from './l2.js';
 import { defaultL2Timing } from './l2-timing.js';
 import { defaultSocket, getLocal, LocalAPIError, type PoolView, type ServiceView, type StatusView } from './local-api.js';
@@ -34,9 +36,11 @@ Commands:
       Run Beacon on a plain host: the operator role (one process per store, by lease) and the
       node agent.
       [--node-labels K=V,...] [--l2-announcements true|false] [--l2-lease-duration 1s]
-      [--l2-renew-interval 200ms] [--l2-scan-interval 100ms]
+      [--l2-renew-interval 200ms] [--l2-scan-interval 100ms] [--bgp true|false] [--node-ips IP,...]
   status | services | pools [-o table|json] [--socket PATH]
       Ask a running process (through its unix socket) for its state.
+  bgp peers | bgp routes [-o table|json] [--socket PATH]
+      BGP sessions of this node (Cilium's columns), and the routes advertised to each peer.
   l2 announcements [-o table|json] [--socket PATH]
       The IPs announced with ARP/NDP: which node answers, on which interfaces, and why this node
       does or does not.
@@ -119,6 +123,7 @@ export async function main(argv: readonly string[], io: IO = stdio): Promise<num
     if (command === 'standalone') return await standalone(args, io);
     if (command === 'status' || command === 'services' || command === 'pools') return await inspect(command, args, io);
     if (command === 'l2' && sub === 'announcements') return await l2Announcements(rest, io);
+    if (command === 'bgp' && (sub === 'peers' || sub === 'routes')) return await bgpCommand(sub, rest, io);
     if (command === 'apply' || command === 'delete' || command === 'get') return await etcdCommand(command, args, io);
     throw new UsageError(`unknown command "${[command, sub].filter(Boolean).join(' ')}"`);
   } catch (e) {
@@ -160,11 +165,17 @@ async function standalone(args: string[], io: IO): Promise<number> {
       'l2-lease-duration': { type: 'string', default: `${defaultL2Timing.leaseDurationMs}ms` },
       'l2-renew-interval': { type: 'string', default: `${defaultL2Timing.renewMs}ms` },
       'l2-scan-interval': { type: 'string', default: `${defaultL2Timing.scanMs}ms` },
+      bgp: { type: 'string', default: 'true' },
+      'node-ips': { type: 'string' },
     },
     strict: true,
   });
   const l2Enabled = values['l2-announcements'];
   if (l2Enabled !== 'true' && l2Enabled !== 'false') throw new UsageError(`--l2-announcements "${l2Enabled}": true or false`);
+  if (values.bgp !== 'true' && values.bgp !== 'false') throw new UsageError(`--bgp "${values.bgp}": true or false`);
+  const nodeIPs = values['node-ips']?.split(',').filter(Boolean);
+  const badIP = nodeIPs?.find((ip) => isIP(ip) === 0);
+  if (badIP !== undefined) throw new UsageError(`--node-ips: "${badIP}" is not an IP address`);
   const l2LeaseMs = seconds(values['l2-lease-duration'], '--l2-lease-duration');
   const l2RenewMs = seconds(values['l2-renew-interval'], '--l2-renew-interval');
   if (l2RenewMs * 2 >= l2LeaseMs) throw new UsageError('--l2-renew-interval must be less than half of --l2-lease-duration, or one late renewal silences the node');
@@ -184,6 +195,8 @@ async function standalone(args: string[], io: IO): Promise<number> {
     metricsAddr: values['metrics-addr'],
     leaseDurationMs: seconds(values['lease-duration'], '--lease-duration'),
     nodeLabels: parseLabels(values['node-labels']),
+    ...(nodeIPs ? { nodeAddresses: nodeIPs } : {}),
+    bgp: { enabled: values.bgp === 'true' },
     l2: {
       enabled: l2Enabled === 'true',
       timing: {
@@ -231,6 +244,43 @@ async function l2Announcements(args: string[], io: IO): Promise<number> {
   if (format === 'json') io.out(`${JSON.stringify(data, null, 2)}\n`);
   else if (data.length === 0) io.out('No IPs to announce: no service with an IP is selected by an L2AnnouncementPolicy.\n');
   else io.out(renderTable(['IP', 'SERVICES', 'NODE', 'INTERFACES', 'REASON'], data.map((a) => [a.ip, a.services.join(','), a.node ?? '-', a.interfaces.join(',') || '-', a.reason])));
+  return exit.ok;
+}
+
+/** 3725 → 1h2m5s, as Cilium prints uptimes. */
+export function uptimeText(seconds: number): string {
+  const h = Math.floor(seconds / 3600);
+  const m = Math.floor((seconds % 3600) / 60);
+  const s = seconds % 60;
+  return `${h > 0 ? `${h}h` : ''}${h > 0 || m > 0 ? `${m}m` : ''}${s}s`;
+}
+
+async function bgpCommand(what: 'peers' | 'routes', args: string[], io: IO): Promise<number> {
+  const { values } = parseArgs({ args, options: { output: { type: 'string', short: 'o' }, socket: { type: 'string', default: defaultSocket } }, strict: true });
+  const format = outputFormat(values.output, ['table', 'json']);
+  if (what === 'peers') {
+    const peers = await getLocal<BGPPeerView[]>(values.socket, '/v1/bgp/peers');
+    if (format === 'json') io.out(`${JSON.stringify(peers, null, 2)}\n`);
+    else if (peers.length === 0) io.out('No BGP peers: no BGPClusterConfig selects this node.\n');
+    else
+      io.out(
+        renderTable(
+          ['NODE', 'LOCAL AS', 'PEER AS', 'PEER ADDRESS', 'SESSION STATE', 'UPTIME', 'FAMILY', 'RECEIVED', 'ADVERTISED', 'LAST ERROR'],
+          peers.map((p) => [p.node, String(p.localASN), String(p.peerASN), `${p.peerAddress}:${p.peerPort}`, p.state, uptimeText(p.uptimeSeconds), p.families.join(','), String(p.received), String(p.advertised), p.lastError ?? '-']),
+        ),
+      );
+    return exit.ok;
+  }
+  const routes = await getLocal<BGPRouteView[]>(values.socket, '/v1/bgp/routes');
+  if (format === 'json') io.out(`${JSON.stringify(routes, null, 2)}\n`);
+  else if (routes.length === 0) io.out('No routes advertised.\n');
+  else
+    io.out(
+      renderTable(
+        ['PEER', 'PREFIX', 'NEXT HOP', 'AS PATH', 'COMMUNITIES', 'LARGE COMMUNITIES', 'LOCAL PREF', 'MED'],
+        routes.map((r) => [r.peer, r.prefix, r.nextHop, r.asPath.join(' ') || '-', r.communities.join(',') || '-', r.largeCommunities.join(',') || '-', r.localPreference === null ? '-' : String(r.localPreference), r.med === null ? '-' : String(r.med)]),
+      ),
+    );
   return exit.ok;
 }
 

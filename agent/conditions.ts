@@ -41,6 +41,13 @@ export class ConditionWriter {
     this.flushSoon();
   }
 
+  /** Checks every object again (when what decides their conditions lies in other objects). */
+  recheckAll(): void {
+    if (!this.unsubscribe) return;
+    for (const o of this.objects.items()) this.pending.add(objectKey(o));
+    this.flushSoon();
+  }
+
   stop(): void {
     this.unsubscribe?.();
     this.unsubscribe = undefined;

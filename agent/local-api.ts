@@ -4,6 +4,7 @@
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { dirname } from 'node:path';
+import type { BGPPeerView, BGPRouteView } from './bgp.js';
 import type { L2AnnouncementView } from './l2.js';
 
 export interface StatusView {
@@ -42,6 +43,8 @@ export interface LocalAPIHandlers {
   services(): ServiceView[];
   pools(): PoolView[];
   l2Announcements(): L2AnnouncementView[];
+  bgpPeers(): BGPPeerView[];
+  bgpRoutes(): BGPRouteView[];
 }
 
 export const defaultSocket = '/run/beacon/beacon.sock';
@@ -54,6 +57,8 @@ export async function serveLocalAPI(socketPath: string, handlers: LocalAPIHandle
     '/v1/services': () => handlers.services(),
     '/v1/pools': () => handlers.pools(),
     '/v1/l2/announcements': () => handlers.l2Announcements(),
+    '/v1/bgp/peers': () => handlers.bgpPeers(),
+    '/v1/bgp/routes': () => handlers.bgpRoutes(),
   };
   const server = createServer((req, res) => {
     const route = req.method === 'GET' ? routes[req.url ?? ''] : undefined;

@@ -35,6 +35,8 @@ export function createMetrics() {
       buckets: [0.25, 0.5, 0.75, 1, 1.25, 1.5, 2, 3, 5, 10],
       registers: reg,
     }),
+    bgpSessions: new Gauge({ name: 'beacon_bgp_sessions', help: 'BGP sessions of this node by state', labelNames: ['state'], registers: reg }),
+    bgpRoutes: new Gauge({ name: 'beacon_bgp_routes', help: 'Prefixes advertised to and received from all peers (received ones are counted, never installed)', labelNames: ['direction'], registers: reg }),
     l2LeaseWrites: new Counter({ name: 'beacon_l2_lease_writes_total', help: 'Store writes made for L2 announcements (liveness lease renewals: the only ones)', registers: reg }),
     l2RenewFailures: new Counter({ name: 'beacon_l2_lease_renew_failures_total', help: 'Failed renewals of this node\'s L2 liveness lease', registers: reg }),
   };

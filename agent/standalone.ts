@@ -16,6 +16,7 @@ import {
 } from '../api/index.js';
 import { isManaged, poolConditionTypes } from '../lbipam/index.js';
 import { objectKey, Reflector, type Store, type StoredObject } from '../store/index.js';
+import { BGPAgent, bgpKinds, clusterBGPConditions, conditionKey, nodeAddressesOf, type BGPReflectors } from './bgp.js';
 import { ConditionWriter } from './conditions.js';
 import { LeaderElector } from './election.js';
 import { L2Announcer, type InterfaceSource, type L2Timing, type Responder } from './l2.js';
@@ -35,8 +36,13 @@ export interface StandaloneOptions {
   /** This node's labels (policies select nodes by them). */
   nodeLabels?: Labels;
   l2?: L2Options;
+  /** This node's addresses for BGP (router ID, next hops); default: read from its interfaces. */
+  nodeAddresses?: string[];
+  bgp?: { enabled: boolean; speakerOptions?: BGPAgentSpeakerOptions };
   log: Logger;
 }
+
+type BGPAgentSpeakerOptions = ConstructorParameters<typeof BGPAgent>[0]['speakerOptions'];
 
 export interface L2Options {
   enabled: boolean;
@@ -176,8 +182,46 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
   const services = new Reflector(store, 'Service', { onError: onError('watch services') });
   const l2Policies = new Reflector(store, l2PolicyKind, { onError: onError('watch L2 policies') });
   const slices = new Reflector(store, endpointSliceKind, { onError: onError('watch endpoint slices') });
-  await Promise.all([pools.start(), services.start(), l2Policies.start(), slices.start()]);
+  const [clusterConfigs, peerConfigs, advertisements, overrides] = bgpKinds.map((k) => new Reflector(store, k, { onError: onError(`watch ${k}`) })) as [Reflector, Reflector, Reflector, Reflector];
+  await Promise.all([pools, services, l2Policies, slices, clusterConfigs, peerConfigs, advertisements, overrides].map((r) => r.start()));
+  const bgpReflectors: BGPReflectors = { clusterConfigs, peerConfigs, advertisements, overrides, services, slices };
   const policyConditions = new ConditionWriter(store, l2Policies, (o) => [l2PolicyCondition(parseL2Policy(o as unknown as L2AnnouncementPolicy))], log.child({ role: 'operator' }), metrics);
+
+  // BGP objects' conditions depend on each other (a peer config that a cluster config names):
+  // one cached cluster-wide plan, recomputed after any change, feeds a writer per kind.
+  let bgpConditions: Map<string, Condition[]> | undefined;
+  let addresses: string[] = opts.nodeAddresses ?? [];
+  const bgpNode = () => ({ name: opts.nodeName, labels: opts.nodeLabels ?? {}, addresses });
+  const bgpConditionWriters = [clusterConfigs, peerConfigs, advertisements, overrides].map(
+    (r) => new ConditionWriter(store, r, (o) => (bgpConditions ??= clusterBGPConditions(bgpReflectors, bgpNode())).get(conditionKey(o)) ?? [], log.child({ role: 'operator' }), metrics),
+  );
+  for (const r of [clusterConfigs, peerConfigs, advertisements, overrides]) {
+    r.onChange(() => {
+      bgpConditions = undefined;
+      for (const w of bgpConditionWriters) w.recheckAll();
+    });
+  }
+
+  // The BGP speaker starts once a BGPClusterConfig selects this node.
+  let bgp: BGPAgent | undefined;
+  let addressTimer: NodeJS.Timeout | undefined;
+  if (opts.bgp?.enabled !== false) {
+    if (!opts.nodeAddresses) {
+      const { readInventory } = await import('../l2announce/index.js');
+      const refresh = async () => {
+        const next = await readInventory().then(nodeAddressesOf, () => addresses);
+        if (next.join() !== addresses.join()) {
+          addresses = next;
+          bgp?.schedule();
+        }
+      };
+      await refresh();
+      addressTimer = setInterval(() => void refresh(), 10_000);
+      addressTimer.unref();
+    }
+    bgp = new BGPAgent({ nodeName: opts.nodeName, nodeLabels: opts.nodeLabels ?? {}, nodeAddresses: () => addresses, reflectors: bgpReflectors, secretsDir: opts.store.backend === 'embedded' ? opts.store.manifestsDir : process.cwd(), log: log.child({ role: 'bgp' }), metrics, ...(opts.bgp?.speakerOptions ? { speakerOptions: opts.bgp.speakerOptions } : {}) });
+    bgp.start();
+  }
 
   // The L2 announcer needs raw sockets; without them this node announces nothing and says why.
   let l2: L2Announcer | undefined;
@@ -200,10 +244,10 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
     log.info({ lease: operatorLease, reason }, leader ? 'operator role taken' : 'operator role given up');
     if (leader) {
       operator.start();
-      policyConditions.start();
+      for (const w of [policyConditions, ...bgpConditionWriters]) w.start();
     } else {
       void operator.stop();
-      policyConditions.stop();
+      for (const w of [policyConditions, ...bgpConditionWriters]) w.stop();
     }
   });
   elector.start();
@@ -235,6 +279,14 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
       if (!l2) throw new Error(`L2 announcements are off on this node: ${l2Off ?? 'not started'}`);
       return l2.announcements();
     },
+    bgpPeers: () => {
+      if (!bgp) throw new Error('BGP is off on this node (--bgp false)');
+      return bgp.peers();
+    },
+    bgpRoutes: () => {
+      if (!bgp) throw new Error('BGP is off on this node (--bgp false)');
+      return bgp.routes();
+    },
   });
 
   let metricsServer: Server | undefined;
@@ -262,12 +314,14 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
   const stop = (reason: string): Promise<void> =>
     (stopping ??= (async () => {
       log.info({ reason }, 'stopping');
-      // Hand the L2 share over first (successors answer before this node goes quiet), then the operator lease.
-      await l2?.stop();
+      // Hand the L2 share over first (successors answer before this node goes quiet), withdraw BGP
+      // routes (or keep them at peers with graceful restart), then the operator lease.
+      clearInterval(addressTimer);
+      await Promise.all([l2?.stop(), bgp?.stop()]);
       await elector.stop(); // releases the lease so another process takes over at once
-      policyConditions.stop();
+      for (const w of [policyConditions, ...bgpConditionWriters]) w.stop();
       await operator.stop(); // lets in-flight status writes finish
-      for (const r of [pools, services, l2Policies, slices]) r.stop();
+      for (const r of [pools, services, l2Policies, slices, clusterConfigs, peerConfigs, advertisements, overrides]) r.stop();
       await new Promise<void>((r) => api.close(() => r()));
       if (metricsServer) await new Promise<void>((r) => metricsServer.close(() => r()));
       await store.close();

@@ -24,6 +24,9 @@ export const ServiceSpec = Type.Object({
   ports: Type.Optional(Type.Array(ServicePort)),
   selector: Type.Optional(StringMap),
   externalTrafficPolicy: Type.Optional(Type.Union([Type.Literal('Cluster'), Type.Literal('Local')])),
+  internalTrafficPolicy: Type.Optional(Type.Union([Type.Literal('Cluster'), Type.Literal('Local')])),
+  clusterIP: Type.Optional(Type.String()),
+  clusterIPs: Type.Optional(Type.Array(Type.String(), { maxItems: 2 })),
 });
 export type ServiceSpec = Static<typeof ServiceSpec>;
 
