@@ -122,8 +122,11 @@ describe('packet link on the real kernel', () => {
 
   it('stops answering when the fence passes, and the kernel does not answer in its place', async () => {
     await node1.setTable([{ ip: VIP4, interfaces: ['eth0'] }, { ip: VIP6, interfaces: ['eth0'] }]);
+    const fenceAt = Date.now() + 1_500;
     await node1.fence(1_500);
     expect(await arping(VIP4)).toContain(mac.node1);
+    // Stats trail the worker by up to ~100 ms: wait for the deadline itself before reading them.
+    await sleep(Math.max(0, fenceAt + 200 - Date.now()));
     await eventually(async () => expect((await node1.stats()).answering).toBe(false), 5_000, 'fence passed');
     expect(await arping(VIP4, 'eth0', 2)).toEqual([]);
     expect(await ndisc(VIP6)).toBe('');
