@@ -31,6 +31,9 @@ Commands:
   ipam plan -f PATH [-f PATH ...] [-o table|json]
       Dry run of LB-IPAM: read pools and Services from YAML files or folders and print the IPs
       each service would get, and each pool's usage.
+  migrate -f PATH [-f PATH ...]
+      Convert MetalLB and Cilium resources into Beacon's: YAML on stdout, what was not carried
+      over on stderr.
   standalone --node-name NAME [--manifests DIR] [--state-dir DIR] [--store embedded|etcd]
              [--etcd-endpoints URL,...] [--socket PATH] [--metrics-addr HOST:PORT]
       Run Beacon on a plain host: the operator role (one process per store, by lease) and the
@@ -121,6 +124,7 @@ export async function main(argv: readonly string[], io: IO = stdio): Promise<num
     if (command === 'ipam' && sub === 'plan') return await ipamPlan(rest, io);
     const args = sub === undefined ? rest : [sub, ...rest];
     if (command === 'standalone') return await standalone(args, io);
+    if (command === 'migrate') return await (await import('./migrate-cli.js')).migrateCommand(args, io);
     if (command === 'status' || command === 'services' || command === 'pools') return await inspect(command, args, io);
     if (command === 'l2' && sub === 'announcements') return await l2Announcements(rest, io);
     if (command === 'bgp' && (sub === 'peers' || sub === 'routes')) return await bgpCommand(sub, rest, io);
