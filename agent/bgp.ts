@@ -17,7 +17,8 @@ import {
   type Labels,
 } from '../api/index.js';
 import { conditionsOf, planBGP, Speaker, type BGPPolicyInput, type BGPPolicyResult, type BGPService, type Family, type PeerConfig, type SpeakerOptions } from '../bgp/index.js';
-import type { Reflector, StoredObject } from '../store/index.js';
+import type { Reflector, Store, StoredObject } from '../store/index.js';
+import { ConditionWriter } from './conditions.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 
@@ -159,6 +160,8 @@ export class BGPAgent {
 
   private async reconcile(): Promise<void> {
     if (this.stopped) return;
+    // Without any cluster config there is nothing to plan (and no speaker to update).
+    if (this.deps.reflectors.clusterConfigs.items().length === 0 && !this.speaker && !this.starting) return;
     const node = { name: this.deps.nodeName, labels: this.deps.nodeLabels, addresses: this.deps.nodeAddresses() };
     const plan = planBGP(bgpInput(node, this.deps.reflectors, this.readSecret));
     this.plan = plan;
@@ -255,7 +258,69 @@ export class BGPAgent {
 }
 
 /** Objects of a BGP kind by `Kind/name`, as `clusterBGPConditions` keys them. */
-export const conditionKey = (o: StoredObject): string => `${o.kind}/${o.metadata.name}`;
+const conditionKey = (o: StoredObject): string => `${o.kind}/${o.metadata.name}`;
+
+export interface BGPRoleOptions {
+  store: Store;
+  nodeName: string;
+  nodeLabels: Labels;
+  /** Fixed addresses (`--node-ips`); default: read from the interfaces every 10 s. */
+  nodeAddresses: string[] | undefined;
+  /** Run the node agent's BGP part (the operator's condition writers exist either way). */
+  enabled: boolean;
+  reflectors: BGPReflectors;
+  secretsDir: string;
+  log: Logger;
+  metrics: Metrics;
+  speakerOptions?: BGPAgentDeps['speakerOptions'] | undefined;
+}
+
+/**
+ * The BGP part of a process: the node agent (when enabled) and the condition writers the
+ * operator starts and stops with its lease. BGP objects' conditions depend on each other (a peer
+ * config that a cluster config names): one cached cluster-wide plan, dropped after any change of
+ * a BGP object, feeds a writer per kind.
+ */
+export async function startBGPRole(o: BGPRoleOptions): Promise<{ agent: BGPAgent | undefined; conditionWriters: ConditionWriter[]; stop(): Promise<void> }> {
+  const r = o.reflectors;
+  const kinds = [r.clusterConfigs, r.peerConfigs, r.advertisements, r.overrides];
+  let addresses = o.nodeAddresses ?? [];
+  const node = () => ({ name: o.nodeName, labels: o.nodeLabels, addresses });
+  let conditions: Map<string, Condition[]> | undefined;
+  const operatorLog = o.log.child({ role: 'operator' });
+  const conditionWriters = kinds.map((x) => new ConditionWriter(o.store, x, (obj) => (conditions ??= clusterBGPConditions(r, node())).get(conditionKey(obj)) ?? [], operatorLog, o.metrics));
+  for (const x of kinds) {
+    x.onChange(() => {
+      conditions = undefined;
+      for (const w of conditionWriters) w.recheckAll();
+    });
+  }
+  if (!o.enabled) return { agent: undefined, conditionWriters, stop: () => Promise.resolve() };
+
+  const agent = new BGPAgent({ nodeName: o.nodeName, nodeLabels: o.nodeLabels, nodeAddresses: () => addresses, reflectors: r, secretsDir: o.secretsDir, log: o.log.child({ role: 'bgp' }), metrics: o.metrics, ...(o.speakerOptions ? { speakerOptions: o.speakerOptions } : {}) });
+  let timer: NodeJS.Timeout | undefined;
+  if (!o.nodeAddresses) {
+    const { readInventory } = await import('../l2announce/index.js');
+    const refresh = async () => {
+      const next = await readInventory().then(nodeAddressesOf, () => addresses);
+      if (next.join() === addresses.join()) return;
+      addresses = next;
+      agent.schedule();
+    };
+    await refresh();
+    timer = setInterval(() => void refresh(), 10_000);
+    timer.unref();
+  }
+  agent.start();
+  return {
+    agent,
+    conditionWriters,
+    stop: () => {
+      clearInterval(timer);
+      return agent.stop();
+    },
+  };
+}
 
 /** A node's own addresses for BGP: global unicast addresses of its Ethernet links, IPv4 first. */
 export function nodeAddressesOf(inventory: { interfaces: readonly { linkType: string; addresses: readonly { ip: string }[] }[] }): string[] {

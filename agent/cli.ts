@@ -213,17 +213,25 @@ async function standalone(args: string[], io: IO): Promise<number> {
     },
     log,
   });
-  // SIGTERM/SIGINT: release the lease and finish writes; never take longer than 5 s.
+  // SIGTERM/SIGINT: hand over, release the lease and finish writes; never take longer than 5 s.
+  // A repeated SIGTERM (a supervisor signalling the whole process group again) must not cut the
+  // handover short, so the handlers stay installed; a second Ctrl-C exits at once.
   await new Promise<void>((resolve) => {
+    let stopping = false;
     const onSignal = (signal: string) => {
+      if (stopping) {
+        if (signal === 'SIGINT') process.exit(exit.failed);
+        return;
+      }
+      stopping = true;
       setTimeout(() => {
         io.err('beacon: shutdown took longer than 5 s; exiting\n');
         process.exit(exit.failed);
       }, 4500).unref();
       void running.stop(signal).then(resolve);
     };
-    process.once('SIGTERM', () => onSignal('SIGTERM'));
-    process.once('SIGINT', () => onSignal('SIGINT'));
+    process.on('SIGTERM', () => onSignal('SIGTERM'));
+    process.on('SIGINT', () => onSignal('SIGINT'));
   });
   return exit.ok;
 }

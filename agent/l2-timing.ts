@@ -8,8 +8,12 @@ export interface L2Timing {
   scanMs: number;
   /** Stop answering this long before the own lease could be seen as expired elsewhere. */
   marginMs: number;
-  /** On shutdown, keep answering this long after announcing the drain, so successors take over first. */
+  /**
+   * On shutdown, how long the node stays after announcing that it leaves: it answers for two scan
+   * intervals more (successors take over first), then stays quiet until the successors' repeated
+   * gratuitous announcements (0.25, 1 s) have gone out.
+   */
   handoverMs: number;
 }
 
-export const defaultL2Timing: L2Timing = { leaseDurationMs: 1000, renewMs: 200, scanMs: 100, marginMs: 200, handoverMs: 500 };
+export const defaultL2Timing: L2Timing = { leaseDurationMs: 1000, renewMs: 200, scanMs: 100, marginMs: 200, handoverMs: 1500 };

@@ -86,6 +86,7 @@ export interface L2AnnouncementView {
 export const l2LeasePrefix = 'l2-node-';
 
 const monotonicNs = (): bigint => process.hrtime.bigint();
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const msToNs = (ms: number): bigint => BigInt(Math.round(ms * 1e6));
 
 /** A service as the election needs it. */
@@ -152,13 +153,25 @@ export class L2Announcer {
     this.statsTimer.unref();
   }
 
-  /** Hands this node's IPs over (successors answer first), then stops answering and releases the lease. */
+  /**
+   * Hands this node's IPs over and stops: publishes that it is draining; after two scan intervals
+   * the successors answer and have sent their first gratuitous ARP / NA, so this node stops
+   * answering (a client that asks now hears only them); it stays until the handover window ends,
+   * so their repeated announcements reach clients whose neighbour entry was too fresh to change
+   * at once (Linux locktime, 1 s), and only then releases its lease.
+   */
   async stop(): Promise<void> {
     if (this.stopped) return;
     this.draining = true;
     const announced = this.answering.size;
     await this.renew(false).catch(() => undefined);
-    if (announced > 0) await new Promise((r) => setTimeout(r, this.timing.handoverMs));
+    if (announced > 0) {
+      const overlap = Math.min(this.timing.handoverMs, 2 * this.timing.scanMs + 50);
+      await sleep(overlap);
+      this.deps.responder.setTable([]);
+      this.answering = new Map();
+      await sleep(this.timing.handoverMs - overlap);
+    }
     this.stopped = true;
     for (const t of [this.renewTimer, this.scanTimer, this.fenceTimer, this.recomputeTimer]) clearTimeout(t);
     clearInterval(this.statsTimer);

@@ -16,7 +16,7 @@ import {
 } from '../api/index.js';
 import { isManaged, poolConditionTypes } from '../lbipam/index.js';
 import { objectKey, Reflector, type Store, type StoredObject } from '../store/index.js';
-import { BGPAgent, bgpKinds, clusterBGPConditions, conditionKey, nodeAddressesOf, type BGPReflectors } from './bgp.js';
+import { bgpKinds, startBGPRole, type BGPReflectors, type BGPRoleOptions } from './bgp.js';
 import { ConditionWriter } from './conditions.js';
 import { LeaderElector } from './election.js';
 import { L2Announcer, type InterfaceSource, type L2Timing, type Responder } from './l2.js';
@@ -38,11 +38,9 @@ export interface StandaloneOptions {
   l2?: L2Options;
   /** This node's addresses for BGP (router ID, next hops); default: read from its interfaces. */
   nodeAddresses?: string[];
-  bgp?: { enabled: boolean; speakerOptions?: BGPAgentSpeakerOptions };
+  bgp?: { enabled: boolean; speakerOptions?: BGPRoleOptions['speakerOptions'] };
   log: Logger;
 }
-
-type BGPAgentSpeakerOptions = ConstructorParameters<typeof BGPAgent>[0]['speakerOptions'];
 
 export interface L2Options {
   enabled: boolean;
@@ -187,41 +185,20 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
   const bgpReflectors: BGPReflectors = { clusterConfigs, peerConfigs, advertisements, overrides, services, slices };
   const policyConditions = new ConditionWriter(store, l2Policies, (o) => [l2PolicyCondition(parseL2Policy(o as unknown as L2AnnouncementPolicy))], log.child({ role: 'operator' }), metrics);
 
-  // BGP objects' conditions depend on each other (a peer config that a cluster config names):
-  // one cached cluster-wide plan, recomputed after any change, feeds a writer per kind.
-  let bgpConditions: Map<string, Condition[]> | undefined;
-  let addresses: string[] = opts.nodeAddresses ?? [];
-  const bgpNode = () => ({ name: opts.nodeName, labels: opts.nodeLabels ?? {}, addresses });
-  const bgpConditionWriters = [clusterConfigs, peerConfigs, advertisements, overrides].map(
-    (r) => new ConditionWriter(store, r, (o) => (bgpConditions ??= clusterBGPConditions(bgpReflectors, bgpNode())).get(conditionKey(o)) ?? [], log.child({ role: 'operator' }), metrics),
-  );
-  for (const r of [clusterConfigs, peerConfigs, advertisements, overrides]) {
-    r.onChange(() => {
-      bgpConditions = undefined;
-      for (const w of bgpConditionWriters) w.recheckAll();
-    });
-  }
-
-  // The BGP speaker starts once a BGPClusterConfig selects this node.
-  let bgp: BGPAgent | undefined;
-  let addressTimer: NodeJS.Timeout | undefined;
-  if (opts.bgp?.enabled !== false) {
-    if (!opts.nodeAddresses) {
-      const { readInventory } = await import('../l2announce/index.js');
-      const refresh = async () => {
-        const next = await readInventory().then(nodeAddressesOf, () => addresses);
-        if (next.join() !== addresses.join()) {
-          addresses = next;
-          bgp?.schedule();
-        }
-      };
-      await refresh();
-      addressTimer = setInterval(() => void refresh(), 10_000);
-      addressTimer.unref();
-    }
-    bgp = new BGPAgent({ nodeName: opts.nodeName, nodeLabels: opts.nodeLabels ?? {}, nodeAddresses: () => addresses, reflectors: bgpReflectors, secretsDir: opts.store.backend === 'embedded' ? opts.store.manifestsDir : process.cwd(), log: log.child({ role: 'bgp' }), metrics, ...(opts.bgp?.speakerOptions ? { speakerOptions: opts.bgp.speakerOptions } : {}) });
-    bgp.start();
-  }
+  const bgpRole = await startBGPRole({
+    store,
+    nodeName: opts.nodeName,
+    nodeLabels: opts.nodeLabels ?? {},
+    nodeAddresses: opts.nodeAddresses,
+    enabled: opts.bgp?.enabled !== false,
+    reflectors: bgpReflectors,
+    secretsDir: opts.store.backend === 'embedded' ? opts.store.manifestsDir : process.cwd(),
+    log,
+    metrics,
+    speakerOptions: opts.bgp?.speakerOptions,
+  });
+  const bgp = bgpRole.agent;
+  const conditionWriters = [policyConditions, ...bgpRole.conditionWriters];
 
   // The L2 announcer needs raw sockets; without them this node announces nothing and says why.
   let l2: L2Announcer | undefined;
@@ -244,10 +221,10 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
     log.info({ lease: operatorLease, reason }, leader ? 'operator role taken' : 'operator role given up');
     if (leader) {
       operator.start();
-      for (const w of [policyConditions, ...bgpConditionWriters]) w.start();
+      for (const w of conditionWriters) w.start();
     } else {
       void operator.stop();
-      for (const w of [policyConditions, ...bgpConditionWriters]) w.stop();
+      for (const w of conditionWriters) w.stop();
     }
   });
   elector.start();
@@ -316,10 +293,9 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
       log.info({ reason }, 'stopping');
       // Hand the L2 share over first (successors answer before this node goes quiet), withdraw BGP
       // routes (or keep them at peers with graceful restart), then the operator lease.
-      clearInterval(addressTimer);
-      await Promise.all([l2?.stop(), bgp?.stop()]);
+      await Promise.all([l2?.stop(), bgpRole.stop()]);
       await elector.stop(); // releases the lease so another process takes over at once
-      for (const w of [policyConditions, ...bgpConditionWriters]) w.stop();
+      for (const w of conditionWriters) w.stop();
       await operator.stop(); // lets in-flight status writes finish
       for (const r of [pools, services, l2Policies, slices, clusterConfigs, peerConfigs, advertisements, overrides]) r.stop();
       await new Promise<void>((r) => api.close(() => r()));

@@ -11,7 +11,8 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
-import { getLocal, type StatusView } from '../agent/local-api.js';
+import type { L2AnnouncementView } from '../agent/l2.js';
+import { getLocal } from '../agent/local-api.js';
 import { Lab, type LabHost, type LabProcess } from '../lab/index.js';
 import { sleep } from '../test/process.js';
 
@@ -37,7 +38,9 @@ async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), 'beacon-bench-l2-'));
   const manifests = join(dir, 'manifests');
   mkdirSync(manifests);
-  const lab = await Lab.create({ name: 'bench' });
+  // BEACON_KEEP_LOGS=1 keeps the nodes' and the neighbour monitor's logs for a look afterwards.
+  const lab = await Lab.create({ name: 'bench', keepLogs: process.env.BEACON_KEEP_LOGS === '1' });
+  process.stderr.write(`logs: ${lab.logDir}\n`);
   const stop = () => void lab.destroy().finally(() => process.exit(1));
   process.once('SIGINT', stop);
   process.once('SIGTERM', stop);
@@ -72,13 +75,14 @@ spec: {type: LoadBalancer, ports: [{port: 80}]}
     const start = async (n: Node) => {
       n.proc = await n.host.spawn(`${n.name}-${++n.starts}`, process.execPath, [
         beaconBin, 'standalone', '--node-name', n.name, '--manifests', manifests, '--state-dir', join(dir, 'state'),
-        '--socket', join(dir, `${n.name}.sock`), '--metrics-addr', '127.0.0.1:9464', '--log-level', 'warn',
+        '--socket', join(dir, `${n.name}.sock`), '--metrics-addr', '127.0.0.1:9464', '--log-level', process.env.BEACON_KEEP_LOGS === '1' ? 'info' : 'warn',
       ]);
     };
     for (const n of nodes) await start(n);
 
     // The client's view: every change of its neighbour entry for the VIP, with kernel timestamps.
     const monitor = await client.spawn('neigh-monitor', 'ip', ['-ts', 'monitor', 'neigh', 'dev', 'eth0']);
+    if (process.env.BEACON_KEEP_LOGS === '1') await client.spawn('arp-capture', 'tcpdump', ['-n', '-e', '-tttt', '-i', 'eth0', 'arp']);
     const neighbourChanges = (): { at: number; mac: string }[] =>
       readFileSync(join(lab.logDir, 'neigh-monitor.log'), 'utf8')
         .split('\n')
@@ -92,26 +96,26 @@ spec: {type: LoadBalancer, ports: [{port: 80}]}
       const r = JSON.parse((await client.exec('ip', ['-j', 'neigh', 'show', vip, 'dev', 'eth0'])).stdout) as { lladdr?: string }[];
       return r[0]?.lladdr;
     };
-    const liveEverywhere = async (): Promise<boolean> => {
-      const views = await Promise.all(nodes.map((n) => getLocal<StatusView>(join(dir, `${n.name}.sock`), '/v1/status').catch(() => undefined)));
-      return views.every((v) => v?.l2.enabled === true && v.l2.liveNodes.length === nodes.length);
-    };
-    // A node answers for the VIP, and every node sees all three live (a failover needs a successor).
+    const views = () =>
+      Promise.all(nodes.map((n) => getLocal<L2AnnouncementView[]>(join(dir, `${n.name}.sock`), '/v1/l2/announcements').then((v) => v.find((a) => a.ip === vip), () => undefined)));
+    // Steady: every node is running and names the same announcer for the VIP, that node says it
+    // answers, and the client's neighbour entry points to it (a returning node has taken its share
+    // back and the client has moved with it).
     const settle = async (): Promise<Node> => {
-      for (let i = 0; i < 100; i++) {
-        const mac = await currentMac();
-        const n = nodes.find((x) => x.mac === mac);
-        if (n && nodes.every((x) => x.proc?.running) && (await liveEverywhere())) return n;
+      for (let i = 0; i < 150; i++) {
+        const seen = await views();
+        const chosen = seen[0]?.node;
+        const n = nodes.find((x) => x.name === chosen);
+        if (n && nodes.every((x) => x.proc?.running) && seen.every((a) => a?.node === chosen) && (await currentMac()) === n.mac) return n;
         await sleep(200);
       }
-      throw new Error('no node answers for the VIP');
+      throw new Error('the nodes do not agree on an announcer, or the client does not follow it');
     };
 
     // Failover after SIGKILL.
     const failovers: number[] = [];
     for (let i = 0; i < kills; i++) {
       const victim = await settle();
-      await sleep(1500); // the restarted node's share is back and steady
       const seen = neighbourChanges().length;
       const t0 = Date.now();
       victim.proc!.kill('SIGKILL');
@@ -134,16 +138,16 @@ spec: {type: LoadBalancer, ports: [{port: 80}]}
     const losses: { sent: number; lost: number }[] = [];
     for (let i = 0; i < handovers; i++) {
       const leaving = await settle();
-      await sleep(1500);
       const pinging = client.exec('ping', ['-n', '-i', '0.01', '-c', '300', '-W', '1', vip], { timeoutMs: 20_000 });
       await sleep(500);
-      leaving.proc!.kill('SIGTERM');
-      await leaving.proc!.stop(5000);
+      const termAt = Date.now();
+      await leaving.proc!.stop(5000); // SIGTERM, and SIGKILL only after 5 s
       await leaving.host.exec('ip', ['route', 'del', 'local', `${vip}/32`, 'dev', 'lo', 'table', 'local']);
       const out = (await pinging).stdout;
       const m = /(\d+) packets transmitted, (\d+) received/.exec(out);
       if (!m) throw new Error(`ping printed no summary: ${out}`);
       losses.push({ sent: Number(m[1]), lost: Number(m[1]) - Number(m[2]) });
+      process.stderr.write(`handover ${i + 1}: SIGTERM to ${leaving.name} (${leaving.mac}) at ${new Date(termAt).toISOString()}\n`);
       await leaving.host.exec('ip', ['route', 'add', 'local', `${vip}/32`, 'dev', 'lo', 'table', 'local']);
       await start(leaving);
       process.stderr.write(`handover ${i + 1}/${handovers}: ${losses.at(-1)!.lost} of ${losses.at(-1)!.sent} lost\n`);

@@ -134,8 +134,7 @@ describe('BGP through beacon standalone, with BIRD as the router', { timeout: 18
   });
 
   it('withdraws its routes before it exits on SIGTERM', async () => {
-    beaconProc!.kill('SIGTERM');
-    const exit = await beaconProc!.stop(6000);
+    const exit = await beaconProc!.stop(6000); // SIGTERM (to the process group), SIGKILL only after 6 s
     expect(exit.code).toBe(0);
     await eventually(async () => expect(await bird.routes()).toEqual([]), 10_000);
     await start();

@@ -207,8 +207,7 @@ describe('L2 announcements on a bridge (real kernel, arping, ndisc6)', { timeout
     // 200 echo requests, one every 20 ms, while the announcer stops.
     const pinging = client.exec('ping', ['-n', '-i', '0.02', '-c', '200', '-W', '1', vip4], { timeoutMs: 20_000 });
     await sleep(800);
-    before.proc!.kill('SIGTERM');
-    await before.proc!.stop(5000);
+    await before.proc!.stop(5000); // SIGTERM, and SIGKILL only after 5 s
     // The node is gone: its datapath goes too. Only a client that moved on keeps its replies.
     await before.host.exec('ip', ['route', 'del', 'local', `${vip4}/32`, 'dev', 'lo', 'table', 'local']);
     const r = await pinging;

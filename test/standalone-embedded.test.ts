@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { ServiceView } from '../agent/local-api.js';
-import { beacon, BeaconProcess, eventually, freePort, stopAll } from './process.js';
+import { beacon, BeaconProcess, eventually, freePort, sleep, stopAll } from './process.js';
 
 let dir = '';
 let manifests = '';
@@ -93,6 +93,9 @@ describe('beacon standalone (embedded store)', { timeout: 90_000 }, () => {
     await eventually(() => expect(Object.values(ipsBy(sock)).filter(Boolean)).toHaveLength(3));
     const before = ipsBy(sock);
     const t0 = Date.now();
+    // A supervisor may signal twice: the second SIGTERM must not cut the shutdown short.
+    process.kill(first.pid, 'SIGTERM');
+    await sleep(50);
     expect(await first.stop()).toEqual({ code: 0, signal: null });
     expect(Date.now() - t0).toBeLessThan(5000);
     expect(first.logs()).toContain('stopped');
