@@ -5,6 +5,9 @@ import { parseIP, type IP } from '../api/index.js';
 import {
   asSequence,
   decodeUpdate,
+  encodeNlri,
+  encodePrefixes,
+  packEncoded,
   packUpdates,
   prefixKey,
   prefixWireLength,
@@ -32,6 +35,41 @@ function decodeAll(messages: Uint8Array[], ctx: SessionContext = NEW): Update[] 
     return d.update;
   });
 }
+
+/** Prefixes of every length cut from 198.18.0.0/15 and 2001:db8::/32 addresses. */
+const prefixArb = fc
+  .oneof(
+    fc.record({ family: fc.constant(4 as const), value: fc.bigInt({ min: 0n, max: 0x1ffffn }).map((n) => 0xc6120000n | n), length: fc.integer({ min: 0, max: 32 }) }),
+    fc.record({ family: fc.constant(6 as const), value: fc.bigInt({ min: 0n, max: (1n << 96n) - 1n }).map((n) => (0x20010db8n << 96n) | n), length: fc.integer({ min: 0, max: 128 }) }),
+  )
+  .map((p): Prefix => ({ ...p, value: p.value & ~((1n << BigInt((p.family === 4 ? 32 : 128) - p.length)) - 1n) }));
+
+describe('encodeNlri and packEncoded', () => {
+  it('encodeNlri writes what encodePrefixes writes (property)', () => {
+    fc.assert(
+      fc.property(fc.array(prefixArb, { maxLength: 200 }), (prefixes) => {
+        expect(toHex(encodeNlri(prefixes))).toBe(toHex(encodePrefixes(prefixes)));
+      }),
+    );
+  });
+
+  it('packEncoded cuts prepared NLRI into the same messages packUpdates makes from the prefixes', () => {
+    const v4 = v4Hosts(1200);
+    const v6 = v6Hosts(400);
+    const encoded = packEncoded(
+      {
+        withdraw: [{ family: 6, nlri: encodeNlri(v6Hosts(300)) }],
+        announce: [
+          { attributes: attrs, nextHop: self, family: 4, nlri: encodeNlri(v4) },
+          { attributes: attrs, nextHop: self, family: 6, nlri: encodeNlri(v6) },
+        ],
+      },
+      NEW,
+    );
+    const packed = packUpdates({ withdraw: v6Hosts(300), announce: [{ attributes: attrs, nextHop: self, prefixes: [...v6, ...v4] }] }, NEW);
+    expect(encoded.map(toHex)).toEqual(packed.map(toHex));
+  });
+});
 
 describe('packUpdates', () => {
   it('puts as many IPv4 routes in each UPDATE as fit in 4096 octets, with NEXT_HOP self', () => {
@@ -108,11 +146,6 @@ describe('packUpdates', () => {
   });
 
   it('every message is full: the next prefix would not have fitted (property)', () => {
-    // Prefixes of every length cut from 198.18.0.0/15 and 2001:db8::/32 addresses.
-    const prefixArb = fc.oneof(
-      fc.record({ family: fc.constant(4 as const), value: fc.bigInt({ min: 0n, max: 0x1ffffn }).map((n) => 0xc6120000n | n), length: fc.integer({ min: 0, max: 32 }) }),
-      fc.record({ family: fc.constant(6 as const), value: fc.bigInt({ min: 0n, max: (1n << 96n) - 1n }).map((n) => (0x20010db8n << 96n) | n), length: fc.integer({ min: 0, max: 128 }) }),
-    ).map((p): Prefix => ({ ...p, value: p.value & ~((1n << BigInt((p.family === 4 ? 32 : 128) - p.length)) - 1n) }));
     fc.assert(
       fc.property(fc.array(prefixArb, { maxLength: 1500 }), fc.array(prefixArb, { maxLength: 600 }), fc.integer({ min: 200, max: 4096 }), (announce, withdraw, maxLength) => {
         const messages = packUpdates({ withdraw, announce: [{ attributes: attrs, nextHop: self, prefixes: announce }] }, NEW, maxLength);

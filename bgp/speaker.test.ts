@@ -115,6 +115,36 @@ describe('Speaker', () => {
     expect(wire(net, A).updates).toHaveLength(6);
   });
 
+  it('routes set before the session go out whole when it comes up; refreshes and changes after that still diff correctly', async () => {
+    const net = new MemoryNetwork();
+    const sa = await speakerAt(net, A);
+    const sb = await speakerAt(net, B);
+    sa.setPeers([peer('b', B, 65001, 65002, A, { passive: true })]);
+    sa.setRoutes('b', [...hosts(1500), { prefix: '198.18.200.0/24', med: 5 }]);
+    // The initial sync is prepared while the peer is away (setImmediate after setRoutes).
+    await new Promise((r) => setImmediate(r));
+    sb.setPeers([peer('a', A, 65002, 65001, B)]);
+    await until(() => sb.peers()[0]!.received === 1501, '1501 routes');
+    let w = wire(net, A);
+    expect(w.updates.map((u) => [u.nlri.length, u.attributes.med])).toEqual([[810, undefined], [690, undefined], [1, 5]]);
+    expect(w.endOfRib).toBe(2);
+
+    // A refresh re-sends everything and leaves the desired state as it was: repeating it sends nothing.
+    sb.refresh('a');
+    await until(() => wire(net, A).updates.length === 6, 'the routes again');
+    sa.setRoutes('b', [...hosts(1500), { prefix: '198.18.200.0/24', med: 5 }]);
+    await new Promise((r) => setTimeout(r, 20));
+    expect(wire(net, A).updates).toHaveLength(6);
+
+    // A change sends only the difference, and the peer's view follows.
+    sa.setRoutes('b', hosts(1499));
+    await until(() => sb.peers()[0]!.received === 1499, '1499 routes');
+    w = wire(net, A);
+    expect(w.updates.slice(6).map((u) => u.withdrawn.length)).toEqual([2]);
+    expect(sa.peers()[0]).toMatchObject({ advertised: 1499 });
+    expect(sa.advertised('b')).toHaveLength(1499);
+  });
+
   it('IPv6 routes go in MP_REACH_NLRI with our IPv6 session address, or the configured next hop', async () => {
     const net = new MemoryNetwork();
     const [x, y] = ['2001:db8::1', '2001:db8::2'];

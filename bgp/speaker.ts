@@ -1,9 +1,11 @@
 // The BGP speaker: many peers, one listener, and per peer the Adj-RIB-Out the caller wants
 // (setRoutes) diffed against what the peer holds from this session. UPDATEs carry many NLRI
 // each (routes sharing attributes are packed together by packUpdates), are written in large
-// batches, and End-of-RIB follows the initial sync (RFC 4724 section 2). Routes the peer sends
-// are counted, never installed. Level-triggered like the rest of Beacon: setPeers and setRoutes
-// take the whole desired state, the speaker does only the difference.
+// batches, and End-of-RIB follows the initial sync (RFC 4724 section 2). While a peer is not up
+// its full table waits in NLRI form, so the initial sync right after Established copies bytes
+// instead of working per route, which cold (not yet optimized) code pays for dearly. Routes the
+// peer sends are counted, never installed. Level-triggered like the rest of Beacon: setPeers and
+// setRoutes take the whole desired state, the speaker does only the difference.
 
 import { EventEmitter } from 'node:events';
 import { formatIP, parseIP, type Family as IPFamily, type IP } from '../api/index.js';
@@ -11,7 +13,7 @@ import { asSequence, parseCommunity, parseLargeCommunity, WellKnownCommunity, ty
 import { AFI, Origin, SAFI, familyOfAfi } from './constants.js';
 import { DEFAULT_CONNECT_RETRY, sessionConfig, type SessionDownReason, type SessionStateName } from './fsm.js';
 import { buildOpen, type Negotiated } from './open.js';
-import { packUpdates, type NextHops, type RouteGroup } from './pack.js';
+import { encodeNlri, packEncoded, packUpdates, type EncodedGroup, type NextHops, type RouteGroup } from './pack.js';
 import { formatPrefix, parsePrefix, prefixKey, type Prefix } from './prefix.js';
 import { encodeRouteRefresh, RouteRefreshSubtype, type RouteRefresh } from './route-refresh.js';
 import { Session, type EstablishedInfo } from './session.js';
@@ -133,6 +135,25 @@ interface AttrSet {
 interface OutRoute {
   readonly prefix: Prefix;
   readonly attrs: AttrSet;
+}
+
+/** The desired routes grouped by attribute set and family, in NLRI form: an initial sync prepared ahead. */
+interface WireRib {
+  /** The desired map this was made from; stale once the speaker holds another. */
+  readonly desired: ReadonlyMap<string, OutRoute>;
+  readonly groups: readonly { readonly attrs: AttrSet; readonly family: IPFamily; readonly nlri: Uint8Array }[];
+}
+
+function prepareWire(desired: ReadonlyMap<string, OutRoute>): WireRib {
+  const byFamily = { 4: new Map<AttrSet, Prefix[]>(), 6: new Map<AttrSet, Prefix[]>() };
+  for (const { prefix, attrs } of desired.values()) {
+    const groups = byFamily[prefix.family];
+    const prefixes = groups.get(attrs);
+    if (prefixes === undefined) groups.set(attrs, [prefix]);
+    else prefixes.push(prefix);
+  }
+  const groups = ([4, 6] as const).flatMap((family) => [...byFamily[family]].map(([attrs, prefixes]) => ({ attrs, family, nlri: encodeNlri(prefixes) })));
+  return { desired, groups };
 }
 
 interface ParsedPrefix {
@@ -297,9 +318,13 @@ function hashOf(text: string): number {
 
 class Peer {
   session: Session;
-  desired = new Map<string, OutRoute>();
-  /** What the peer holds from this session (the Adj-RIB-Out as sent). */
-  readonly sent = new Map<string, OutRoute>();
+  /** The Adj-RIB-Out the caller wants. A map set here is never changed afterwards: `sent` may share it. */
+  desired: ReadonlyMap<string, OutRoute> = new Map();
+  /** `desired` in NLRI form, prepared while the session is not up (see syncAll). */
+  wire: WireRib | undefined;
+  private ownSent = new Map<string, OutRoute>();
+  /** A desired map the peer holds in full (after syncAll), shared until the first change. */
+  private sharedSent: ReadonlyMap<string, OutRoute> | undefined;
   /** Non-IPv4 prefix texts from the last setRoutes, so an unchanged list is not parsed again. */
   parsed = new Map<string, ParsedPrefix>();
   readonly received = new Map<string, IPFamily>();
@@ -325,6 +350,31 @@ class Peer {
 
   get name(): string {
     return this.r.config.name;
+  }
+
+  /** What the peer holds from this session (the Adj-RIB-Out as sent). */
+  get sent(): ReadonlyMap<string, OutRoute> {
+    return this.sharedSent ?? this.ownSent;
+  }
+
+  /** `sent` for changing: copied first if it is shared with a desired map. */
+  sentForUpdate(): Map<string, OutRoute> {
+    if (this.sharedSent !== undefined) {
+      this.ownSent = new Map(this.sharedSent);
+      this.sharedSent = undefined;
+    }
+    return this.ownSent;
+  }
+
+  /** The peer now holds exactly `desired`. */
+  sentAllDesired(): void {
+    this.sharedSent = this.desired;
+    this.ownSent = new Map();
+  }
+
+  forgetSent(): void {
+    this.sharedSent = undefined;
+    this.ownSent = new Map();
   }
 
   clearStale(family?: IPFamily): void {
@@ -386,7 +436,7 @@ export class Speaker {
     for (const [name, r] of wanted) if (!this.peersByName.has(name)) this.addPeer(r, new Map(), new Map());
   }
 
-  private addPeer(r: ResolvedPeer, desired: Map<string, OutRoute>, parsed: Peer['parsed']): void {
+  private addPeer(r: ResolvedPeer, desired: ReadonlyMap<string, OutRoute>, parsed: Peer['parsed']): void {
     const peer = new Peer(r, (p) => this.sessionFor(p));
     peer.desired = desired;
     peer.parsed = parsed;
@@ -494,6 +544,7 @@ export class Speaker {
       this.emitError(peerName, reason);
     }
     peer.desired = desired;
+    peer.wire = undefined;
     peer.parsed = parsed;
     this.scheduleSync(peer);
   }
@@ -506,7 +557,9 @@ export class Speaker {
       peer.syncPending = false;
       if (this.peersByName.get(peer.name) !== peer) return;
       try {
-        this.sync(peer);
+        // A peer not up yet gets its initial sync ready now, so that it costs little when the session comes up.
+        if (peer.session.established) this.sync(peer);
+        else peer.wire = prepareWire(peer.desired);
       } catch (e) {
         // A bug in one peer's sync must not take the process (and every other session) down.
         this.log.warn({ peer: peer.name, reason: 'sync_failed', err: (e as Error).message }, 'BGP route sync failed');
@@ -519,11 +572,13 @@ export class Speaker {
   private sync(peer: Peer): void {
     const n = peer.negotiated;
     if (n === undefined || !peer.session.established) return;
+    if (peer.sent.size === 0 && this.syncAll(peer, n)) return;
+    const sent = peer.sentForUpdate();
     const withdraw: Prefix[] = [];
-    for (const [k, s] of peer.sent) {
+    for (const [k, s] of sent) {
       if (peer.desired.has(k)) continue;
       withdraw.push(s.prefix);
-      peer.sent.delete(k);
+      sent.delete(k);
     }
     const groups = new Map<string, { attrs: AttrSet; prefixes: Prefix[] }>();
     let unreachable = 0;
@@ -534,12 +589,12 @@ export class Speaker {
         unreachable++;
         continue;
       }
-      const s = peer.sent.get(k);
+      const s = sent.get(k);
       if (s !== undefined && s.attrs.key === d.attrs.key) continue;
       let g = groups.get(d.attrs.key);
       if (g === undefined) groups.set(d.attrs.key, (g = { attrs: d.attrs, prefixes: [] }));
       g.prefixes.push(d.prefix);
-      peer.sent.set(k, d);
+      sent.set(k, d);
     }
     if (unreachable !== peer.unreachableReported) {
       peer.unreachableReported = unreachable;
@@ -553,21 +608,48 @@ export class Speaker {
         for (const m of packUpdates({ announce: [group] }, ctx)) messages.push(m);
       } catch (e) {
         // Only local input can do this (attributes too large for one message): those routes stay out.
-        for (const p of g.prefixes) peer.sent.delete(ribKey(p));
+        for (const p of g.prefixes) sent.delete(ribKey(p));
         const reason = `${g.prefixes.length} route(s) not advertised: ${(e as Error).message}`;
         this.log.warn({ peer: peer.name, reason: 'unencodable_route' }, reason);
         this.emitError(peer.name, reason);
       }
     }
+    this.send(peer, messages, withdraw.length, groups.size);
+  }
+
+  /**
+   * The whole desired Adj-RIB-Out to a peer that holds nothing from us (the initial sync, a route
+   * refresh of everything), cut from the NLRI prepared while the session was down; the peer then
+   * holds the desired map itself. So a session's first moments cost no work per route. False
+   * (nothing sent) when some routes cannot go as they are: the diff in sync handles and reports them.
+   */
+  private syncAll(peer: Peer, n: Negotiated): boolean {
+    const wire = peer.wire?.desired === peer.desired ? peer.wire : (peer.wire = prepareWire(peer.desired));
+    const groups: EncodedGroup[] = [];
+    for (const g of wire.groups) {
+      if (!peer.families.has(g.family) || (g.family === 4 ? peer.nextHops.ipv4 : peer.nextHops.ipv6) === undefined) return false;
+      groups.push({ attributes: this.attributesFor(peer, g.attrs), nextHop: peer.nextHops, family: g.family, nlri: g.nlri });
+    }
+    let messages: Uint8Array[];
+    try {
+      messages = packEncoded({ announce: groups }, { fourOctetAS: n.fourOctetAS, external: peer.r.external });
+    } catch {
+      return false;
+    }
+    peer.sentAllDesired();
+    peer.unreachableReported = 0;
+    this.send(peer, messages, 0, groups.length);
+    return true;
+  }
+
+  /** Writes UPDATEs, then End-of-RIB per family after the initial sync (RFC 4724 section 2). */
+  private send(peer: Peer, messages: Uint8Array[], withdrawn: number, groups: number): void {
     if (!peer.initialSyncDone) {
-      // RFC 4724 section 2: End-of-RIB per family once the initial routes are out.
       for (const f of peer.families) messages.push(encodeEndOfRib(f));
       peer.initialSyncDone = true;
     }
     this.write(peer, messages);
-    if (messages.length > 0) {
-      this.log.debug?.({ peer: peer.name, messages: messages.length, withdrawn: withdraw.length, groups: groups.size }, 'BGP UPDATEs sent');
-    }
+    if (messages.length > 0) this.log.debug?.({ peer: peer.name, messages: messages.length, withdrawn, groups }, 'BGP UPDATEs sent');
   }
 
   private write(peer: Peer, messages: Uint8Array[]): void {
@@ -609,7 +691,7 @@ export class Speaker {
       ...(peer.r.nextHop.ipv4 !== undefined ? { ipv4: peer.r.nextHop.ipv4 } : local?.family === 4 ? { ipv4: local } : {}),
       ...(peer.r.nextHop.ipv6 !== undefined ? { ipv6: peer.r.nextHop.ipv6 } : local?.family === 6 ? { ipv6: local } : {}),
     };
-    peer.sent.clear();
+    peer.forgetSent();
     peer.initialSyncDone = false;
     // A peer that no longer promises graceful restart gets no grace for its old routes.
     if (n.peerGracefulRestart === undefined) peer.clearStale();
@@ -619,7 +701,7 @@ export class Speaker {
 
   private down(peer: Peer, reason: SessionDownReason): void {
     const gr = peer.negotiated?.peerGracefulRestart;
-    peer.sent.clear();
+    peer.forgetSent();
     peer.initialSyncDone = false;
     peer.negotiated = undefined;
     // RFC 4724 section 4.2: when the connection just drops, a restarting peer's routes are kept as stale.
@@ -667,7 +749,8 @@ export class Speaker {
     const family = familyOfAfi(rr.afi);
     if (family === undefined) return;
     // RFC 2918 section 4: send the Adj-RIB-Out of that family again.
-    for (const [k, s] of peer.sent) if (s.prefix.family === family) peer.sent.delete(k);
+    const sent = peer.sentForUpdate();
+    for (const [k, s] of sent) if (s.prefix.family === family) sent.delete(k);
     this.log.info({ peer: peer.name, family: familyName(family) }, 'BGP route refresh requested by the peer');
     this.sync(peer);
   }
@@ -747,7 +830,7 @@ export class Speaker {
         // RFC 8326 section 4: first mark every route GRACEFUL_SHUTDOWN so the peers move traffic away…
         for (const p of peers) {
           p.gracefulShutdown = true;
-          p.sent.clear();
+          p.forgetSent();
           this.sync(p);
         }
         if (drainMs > 0 && peers.some((p) => p.session.established)) await delay(drainMs);
