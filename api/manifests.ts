@@ -78,12 +78,19 @@ export function decodeObject(value: unknown, where: Located): KnownObject | Mani
   return { ...where, kind, object: result.value } as KnownObject;
 }
 
-export function parseManifests(text: string, file: string): ParsedManifests {
+/** One object read from multi-document YAML, with the line its document starts on. */
+export interface YamlItem extends Located {
+  readonly value: unknown;
+}
+
+/**
+ * Multi-document YAML into plain values with their lines (kubectl's `kind: List` unwrapped, empty
+ * documents left out); a document that cannot be read is a syntax error, never a partial object.
+ */
+export function readYamlItems(text: string, file: string): { items: YamlItem[]; syntaxErrors: ManifestProblem[] } {
   const lines = new LineCounter();
-  const docs = parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
-  const out: ParsedManifests = { objects: [], syntaxErrors: [], skipped: [] };
-  const list = Array.isArray(docs) ? docs : [docs];
-  for (const doc of list) {
+  const out: { items: YamlItem[]; syntaxErrors: ManifestProblem[] } = { items: [], syntaxErrors: [] };
+  for (const doc of parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })) {
     if (doc.errors.length > 0) {
       for (const e of doc.errors) out.syntaxErrors.push({ file, line: lines.linePos(e.pos[0]).line, reason: e.message.split('\n')[0]! });
       continue;
@@ -96,14 +103,21 @@ export function parseManifests(text: string, file: string): ParsedManifests {
       out.syntaxErrors.push({ file, line, reason: (e as Error).message });
       continue;
     }
-    // kubectl's `kind: List` wraps objects in items.
+    if (value === null || value === undefined) continue; // an empty document
     const items = isRecord(value) && value.kind === 'List' && Array.isArray(value.items) ? value.items : [value];
-    for (const item of items) {
-      const decoded = decodeObject(item, { file, line });
-      if (decoded === undefined) continue;
-      if ('reason' in decoded) out.skipped.push(decoded);
-      else out.objects.push(decoded);
-    }
+    for (const item of items) out.items.push({ file, line, value: item });
+  }
+  return out;
+}
+
+export function parseManifests(text: string, file: string): ParsedManifests {
+  const { items, syntaxErrors } = readYamlItems(text, file);
+  const out: ParsedManifests = { objects: [], syntaxErrors, skipped: [] };
+  for (const { value, ...where } of items) {
+    const decoded = decodeObject(value, where);
+    if (decoded === undefined) continue;
+    if ('reason' in decoded) out.skipped.push(decoded);
+    else out.objects.push(decoded);
   }
   return out;
 }

@@ -1,6 +1,5 @@
 // What a migration takes and gives: decoded YAML objects with the file and line they came from,
 // Beacon objects, and the list of what could not be carried over (object, field, reason).
-import { LineCounter, parseAllDocuments } from 'yaml';
 import type { TSchema } from '@sinclair/typebox';
 import {
   BGPAdvertisement,
@@ -9,14 +8,14 @@ import {
   BGPPeerConfig,
   L2AnnouncementPolicy,
   LoadBalancerIPPool,
+  readYamlItems,
   type Located,
   type ObjectMeta,
+  type YamlItem,
 } from '../api/index.js';
 
 /** One decoded YAML object, not yet trusted to have any shape. */
-export interface Source extends Located {
-  readonly value: unknown;
-}
+export type Source = YamlItem;
 
 export type BeaconObject = LoadBalancerIPPool | L2AnnouncementPolicy | BGPClusterConfig | BGPPeerConfig | BGPAdvertisement | BGPNodeConfigOverride;
 
@@ -109,24 +108,6 @@ export interface ParsedSources {
 
 /** Multi-document YAML (and `kind: List`) into objects with the line each starts on. */
 export function parseSources(text: string, file: string): ParsedSources {
-  const lines = new LineCounter();
-  const out: ParsedSources = { sources: [], syntaxErrors: [] };
-  for (const doc of parseAllDocuments(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true })) {
-    if (doc.errors.length > 0) {
-      for (const e of doc.errors) out.syntaxErrors.push({ file, line: lines.linePos(e.pos[0]).line, reason: e.message.split('\n')[0]! });
-      continue;
-    }
-    const line = lines.linePos(doc.contents?.range?.[0] ?? doc.range[0]).line;
-    let value: unknown;
-    try {
-      value = doc.toJS({ maxAliasCount: 100 });
-    } catch (e) {
-      out.syntaxErrors.push({ file, line, reason: (e as Error).message });
-      continue;
-    }
-    if (value === null || value === undefined) continue; // an empty document
-    const items = isRecord(value) && value.kind === 'List' && Array.isArray(value.items) ? value.items : [value];
-    for (const item of items) out.sources.push({ file, line, value: item });
-  }
-  return out;
+  const { items, syntaxErrors } = readYamlItems(text, file);
+  return { sources: items, syntaxErrors };
 }
