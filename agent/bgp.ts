@@ -35,7 +35,8 @@ export interface BGPReflectors {
 
 export interface BGPAgentDeps {
   nodeName: string;
-  nodeLabels: Labels;
+  /** This node's labels now (they may change: call schedule). */
+  nodeLabels: () => Labels;
   /** This node's addresses (router ID and next hops default to them). */
   nodeAddresses: () => readonly string[];
   reflectors: BGPReflectors;
@@ -162,7 +163,7 @@ export class BGPAgent {
     if (this.stopped) return;
     // Without any cluster config there is nothing to plan (and no speaker to update).
     if (this.deps.reflectors.clusterConfigs.items().length === 0 && !this.speaker && !this.starting) return;
-    const node = { name: this.deps.nodeName, labels: this.deps.nodeLabels, addresses: this.deps.nodeAddresses() };
+    const node = { name: this.deps.nodeName, labels: this.deps.nodeLabels(), addresses: this.deps.nodeAddresses() };
     const plan = planBGP(bgpInput(node, this.deps.reflectors, this.readSecret));
     this.plan = plan;
     const problems = plan.problems.map((p) => `${p.kind} ${p.name}: ${p.reason}: ${p.message}`).join('\n');
@@ -263,7 +264,8 @@ const conditionKey = (o: StoredObject): string => `${o.kind}/${o.metadata.name}`
 export interface BGPRoleOptions {
   store: Store;
   nodeName: string;
-  nodeLabels: Labels;
+  /** This node's labels now (they may change: call the agent's schedule). */
+  nodeLabels: () => Labels;
   /** Fixed addresses (`--node-ips`); default: read from the interfaces every 10 s. */
   nodeAddresses: string[] | undefined;
   /** Run the node agent's BGP part (the operator's condition writers exist either way). */
@@ -285,7 +287,7 @@ export async function startBGPRole(o: BGPRoleOptions): Promise<{ agent: BGPAgent
   const r = o.reflectors;
   const kinds = [r.clusterConfigs, r.peerConfigs, r.advertisements, r.overrides];
   let addresses = o.nodeAddresses ?? [];
-  const node = () => ({ name: o.nodeName, labels: o.nodeLabels, addresses });
+  const node = () => ({ name: o.nodeName, labels: o.nodeLabels(), addresses });
   let conditions: Map<string, Condition[]> | undefined;
   const operatorLog = o.log.child({ role: 'operator' });
   const conditionWriters = kinds.map((x) => new ConditionWriter(o.store, x, (obj) => (conditions ??= clusterBGPConditions(r, node())).get(conditionKey(obj)) ?? [], operatorLog, o.metrics));

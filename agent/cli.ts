@@ -5,10 +5,13 @@ import type { Plan } from '../lbipam/index.js';
 import type { StoredObject } from '../store/index.js';
 import { labelKeyError, labelValueError } from '../api/selector.js';
 import { isIP } from 'node:net';
+import { hostname } from 'node:os';
 import type { BGPPeerView, BGPRouteView } from './bgp.js';
 import type { L2AnnouncementView } from './l2.js';
 import { defaultL2Timing } from './l2-timing.js';
 import { defaultSocket, getLocal, LocalAPIError, type PoolView, type ServiceView, type StatusView } from './local-api.js';
+import type { StandaloneOptions } from './standalone.js';
+import type { StoreOptions } from './stores.js';
 import { renderTable } from './table.js';
 
 // Commands load what they need when they run: `beacon services` is called in loops and scripts,
@@ -31,13 +34,24 @@ Commands:
   ipam plan -f PATH [-f PATH ...] [-o table|json]
       Dry run of LB-IPAM: read pools and Services from YAML files or folders and print the IPs
       each service would get, and each pool's usage.
+  manifests [--namespace NAME] [--set KEY=VALUE ...]
+      Print the Kubernetes install as YAML: beacon manifests | kubectl apply -f -
   migrate -f PATH [-f PATH ...]
       Convert MetalLB and Cilium resources into Beacon's: YAML on stdout, what was not carried
       over on stderr.
-  standalone --node-name NAME [--manifests DIR] [--state-dir DIR] [--store embedded|etcd]
-             [--etcd-endpoints URL,...] [--socket PATH] [--metrics-addr HOST:PORT]
+  standalone --node-name NAME [--manifests DIR] [--state-dir DIR] [--store embedded|etcd|kubernetes]
+             [--etcd-endpoints URL,...] [--kubeconfig PATH] [--socket PATH] [--metrics-addr HOST:PORT]
+             [--lease-duration 5s] [node agent flags]
       Run Beacon on a plain host: the operator role (one process per store, by lease) and the
       node agent.
+  operator [--kubeconfig PATH] [--lease-namespace beacon-system] [--identity NAME]
+           [--socket /run/beacon/operator.sock] [--metrics-addr HOST:PORT] [--lease-duration 5s]
+      Kubernetes mode: the operator role alone (LB-IPAM, status conditions), one replica at a time
+      by a Lease; in-cluster credentials without --kubeconfig.
+  agent --node-name NAME (default $NODE_NAME) [--kubeconfig PATH] [--lease-namespace beacon-system]
+        [--socket PATH] [--metrics-addr HOST:PORT] [node agent flags]
+      Kubernetes mode: the node agent alone (L2 announcements, BGP); labels from its Node object.
+  node agent flags:
       [--node-labels K=V,...] [--l2-announcements true|false] [--l2-lease-duration 1s]
       [--l2-renew-interval 200ms] [--l2-scan-interval 100ms] [--bgp true|false] [--node-ips IP,...]
   status | services | pools [-o table|json] [--socket PATH]
@@ -124,7 +138,10 @@ export async function main(argv: readonly string[], io: IO = stdio): Promise<num
     if (command === 'ipam' && sub === 'plan') return await ipamPlan(rest, io);
     const args = sub === undefined ? rest : [sub, ...rest];
     if (command === 'standalone') return await standalone(args, io);
+    if (command === 'operator') return await operatorCommand(args, io);
+    if (command === 'agent') return await agentCommand(args, io);
     if (command === 'migrate') return await (await import('./migrate-cli.js')).migrateCommand(args, io);
+    if (command === 'manifests') return (await import('./manifests.js')).manifestsCommand(args, io);
     if (command === 'status' || command === 'services' || command === 'pools') return await inspect(command, args, io);
     if (command === 'l2' && sub === 'announcements') return await l2Announcements(rest, io);
     if (command === 'bgp' && (sub === 'peers' || sub === 'routes')) return await bgpCommand(sub, rest, io);
@@ -150,30 +167,40 @@ const seconds = (text: string, flag: string): number => {
   return m[2] === 'ms' ? Number(m[1]) : Number(m[1]) * 1000;
 };
 
-async function standalone(args: string[], io: IO): Promise<number> {
-  const { values } = parseArgs({
-    args,
-    options: {
-      'node-name': { type: 'string' },
-      manifests: { type: 'string', default: '/etc/beacon/manifests' },
-      'state-dir': { type: 'string', default: '/var/lib/beacon' },
-      store: { type: 'string', default: 'embedded' },
-      'etcd-endpoints': { type: 'string' },
-      'etcd-prefix': { type: 'string', default: '/beacon' },
-      socket: { type: 'string', default: defaultSocket },
-      'metrics-addr': { type: 'string' },
-      'lease-duration': { type: 'string', default: '5s' },
-      'log-level': { type: 'string', default: 'info' },
-      'node-labels': { type: 'string', default: '' },
-      'l2-announcements': { type: 'string', default: 'true' },
-      'l2-lease-duration': { type: 'string', default: `${defaultL2Timing.leaseDurationMs}ms` },
-      'l2-renew-interval': { type: 'string', default: `${defaultL2Timing.renewMs}ms` },
-      'l2-scan-interval': { type: 'string', default: `${defaultL2Timing.scanMs}ms` },
-      bgp: { type: 'string', default: 'true' },
-      'node-ips': { type: 'string' },
-    },
-    strict: true,
-  });
+/** The operator's local API socket: it may share a host with an agent on the default one. */
+const defaultOperatorSocket = '/run/beacon/operator.sock';
+
+/** Flags of every long-running command (with `socket`). */
+const processFlags = {
+  'metrics-addr': { type: 'string' },
+  'log-level': { type: 'string', default: 'info' },
+  kubeconfig: { type: 'string' },
+  'lease-namespace': { type: 'string', default: 'beacon-system' },
+} as const;
+
+/** Flags of the node agent (`standalone` and `agent`). */
+const agentFlags = {
+  'node-labels': { type: 'string' },
+  'l2-announcements': { type: 'string', default: 'true' },
+  'l2-lease-duration': { type: 'string', default: `${defaultL2Timing.leaseDurationMs}ms` },
+  'l2-renew-interval': { type: 'string', default: `${defaultL2Timing.renewMs}ms` },
+  'l2-scan-interval': { type: 'string', default: `${defaultL2Timing.scanMs}ms` },
+  bgp: { type: 'string', default: 'true' },
+  'node-ips': { type: 'string' },
+} as const;
+
+interface AgentFlagValues {
+  'node-labels'?: string | undefined;
+  'l2-announcements': string;
+  'l2-lease-duration': string;
+  'l2-renew-interval': string;
+  'l2-scan-interval': string;
+  bgp: string;
+  'node-ips'?: string | undefined;
+}
+
+/** The node agent's part of StandaloneOptions, from its flags. */
+function agentOptions(values: AgentFlagValues): Pick<StandaloneOptions, 'nodeLabels' | 'nodeAddresses' | 'bgp' | 'l2'> {
   const l2Enabled = values['l2-announcements'];
   if (l2Enabled !== 'true' && l2Enabled !== 'false') throw new UsageError(`--l2-announcements "${l2Enabled}": true or false`);
   if (values.bgp !== 'true' && values.bgp !== 'false') throw new UsageError(`--bgp "${values.bgp}": true or false`);
@@ -183,22 +210,9 @@ async function standalone(args: string[], io: IO): Promise<number> {
   const l2LeaseMs = seconds(values['l2-lease-duration'], '--l2-lease-duration');
   const l2RenewMs = seconds(values['l2-renew-interval'], '--l2-renew-interval');
   if (l2RenewMs * 2 >= l2LeaseMs) throw new UsageError('--l2-renew-interval must be less than half of --l2-lease-duration, or one late renewal silences the node');
-  const nodeName = values['node-name'];
-  if (!nodeName) throw new UsageError('standalone needs --node-name NAME');
-  const backend = values.store;
-  if (backend !== 'embedded' && backend !== 'etcd') throw new UsageError(`--store "${backend}": embedded or etcd`);
-  const endpoints = (values['etcd-endpoints'] ?? '').split(',').filter(Boolean);
-  if (backend === 'etcd' && endpoints.length === 0) throw new UsageError('--store etcd needs --etcd-endpoints URL,...');
-  const { createLogger } = await import('./log.js');
-  const log = createLogger({ level: values['log-level'] });
-  const { startStandalone } = await import('./standalone.js');
-  const running = await startStandalone({
-    nodeName,
-    store: backend === 'etcd' ? { backend, endpoints, prefix: values['etcd-prefix'] } : { backend, manifestsDir: values.manifests, stateDir: values['state-dir'] },
-    socket: values.socket,
-    metricsAddr: values['metrics-addr'],
-    leaseDurationMs: seconds(values['lease-duration'], '--lease-duration'),
-    nodeLabels: parseLabels(values['node-labels']),
+  return {
+    // Without --node-labels: none, or in Kubernetes mode the Node object's (followed).
+    ...(values['node-labels'] !== undefined ? { nodeLabels: parseLabels(values['node-labels']) } : {}),
     ...(nodeIPs ? { nodeAddresses: nodeIPs } : {}),
     bgp: { enabled: values.bgp === 'true' },
     l2: {
@@ -211,8 +225,83 @@ async function standalone(args: string[], io: IO): Promise<number> {
         marginMs: Math.round(l2LeaseMs / 5),
       },
     },
-    log,
+  };
+}
+
+/** The Kubernetes store: the kubeconfig given, or the pod's service account. */
+const kubernetesStore = (values: { kubeconfig?: string | undefined; 'lease-namespace': string }): StoreOptions => ({
+  backend: 'kubernetes',
+  ...(values.kubeconfig !== undefined ? { kubeconfig: values.kubeconfig } : {}),
+  namespace: values['lease-namespace'],
+});
+
+async function standalone(args: string[], io: IO): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...processFlags,
+      ...agentFlags,
+      socket: { type: 'string', default: defaultSocket },
+      'node-name': { type: 'string' },
+      manifests: { type: 'string', default: '/etc/beacon/manifests' },
+      'state-dir': { type: 'string', default: '/var/lib/beacon' },
+      store: { type: 'string', default: 'embedded' },
+      'etcd-endpoints': { type: 'string' },
+      'etcd-prefix': { type: 'string', default: '/beacon' },
+      'lease-duration': { type: 'string', default: '5s' },
+    },
+    strict: true,
   });
+  const nodeName = values['node-name'];
+  if (!nodeName) throw new UsageError('standalone needs --node-name NAME');
+  const store = ((): StoreOptions => {
+    const backend = values.store;
+    if (backend === 'embedded') return { backend, manifestsDir: values.manifests, stateDir: values['state-dir'] };
+    if (backend === 'kubernetes') return kubernetesStore(values);
+    if (backend !== 'etcd') throw new UsageError(`--store "${backend}": embedded, etcd or kubernetes`);
+    const endpoints = (values['etcd-endpoints'] ?? '').split(',').filter(Boolean);
+    if (endpoints.length === 0) throw new UsageError('--store etcd needs --etcd-endpoints URL,...');
+    return { backend, endpoints, prefix: values['etcd-prefix'] };
+  })();
+  return run(io, values, { nodeName, store, leaseDurationMs: seconds(values['lease-duration'], '--lease-duration'), ...agentOptions(values) });
+}
+
+/** `beacon operator`: the operator role alone, on the Kubernetes API. */
+async function operatorCommand(args: string[], io: IO): Promise<number> {
+  const { values } = parseArgs({
+    args,
+    options: {
+      ...processFlags,
+      socket: { type: 'string', default: defaultOperatorSocket },
+      // The lease holder's name: the pod name in a cluster, unique among the operator replicas.
+      identity: { type: 'string', default: process.env.POD_NAME ?? hostname() },
+      'lease-duration': { type: 'string', default: '5s' },
+    },
+    strict: true,
+  });
+  return run(io, values, {
+    nodeName: values.identity,
+    roles: { operator: true, agent: false },
+    store: kubernetesStore(values),
+    leaseDurationMs: seconds(values['lease-duration'], '--lease-duration'),
+  });
+}
+
+/** `beacon agent`: the node agent alone, on the Kubernetes API. */
+async function agentCommand(args: string[], io: IO): Promise<number> {
+  const { values } = parseArgs({ args, options: { ...processFlags, ...agentFlags, socket: { type: 'string', default: defaultSocket }, 'node-name': { type: 'string', default: process.env.NODE_NAME } }, strict: true });
+  const nodeName = values['node-name'];
+  if (!nodeName) throw new UsageError('agent needs --node-name NAME (or NODE_NAME, from the downward API spec.nodeName)');
+  // The lease duration only matters to the operator role, which this process does not run.
+  return run(io, values, { nodeName, roles: { operator: false, agent: true }, store: kubernetesStore(values), leaseDurationMs: 5000, ...agentOptions(values) });
+}
+
+/** Starts the process and runs it until SIGTERM/SIGINT. */
+async function run(io: IO, values: { socket: string; 'metrics-addr'?: string | undefined; 'log-level': string }, opts: Omit<StandaloneOptions, 'socket' | 'metricsAddr' | 'log'>): Promise<number> {
+  const { createLogger } = await import('./log.js');
+  const log = createLogger({ level: values['log-level'] });
+  const { startStandalone } = await import('./standalone.js');
+  const running = await startStandalone({ ...opts, socket: values.socket, metricsAddr: values['metrics-addr'], log });
   // SIGTERM/SIGINT: hand over, release the lease and finish writes; never take longer than 5 s.
   // A repeated SIGTERM (a supervisor signalling the whole process group again) must not cut the
   // handover short, so the handlers stay installed; a second Ctrl-C exits at once.

@@ -99,7 +99,7 @@ describe('L2Announcer', () => {
       const responder = new FakeResponder();
       const interfaces = new FakeInterfaces();
       const leases = new Flaky(store.leases);
-      const announcer = new L2Announcer({ nodeName: name, nodeLabels: {}, leases, policies, services, slices, responder, interfaces, log: quiet, metrics: createMetrics(), timing });
+      const announcer = new L2Announcer({ nodeName: name, nodeLabels: () => ({}), leases, policies, services, slices, responder, interfaces, log: quiet, metrics: createMetrics(), timing });
       announcer.start();
       cleanup.push(async () => {
         await announcer.stop();

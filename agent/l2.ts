@@ -62,7 +62,8 @@ export interface InterfaceSource {
 
 export interface L2Deps {
   nodeName: string;
-  nodeLabels: Labels;
+  /** This node's labels now (they may change: call nodeLabelsChanged). */
+  nodeLabels: () => Labels;
   leases: LeaseStore;
   policies: Reflector;
   services: Reflector;
@@ -183,6 +184,12 @@ export class L2Announcer {
     this.deps.interfaces.close();
   }
 
+  /** Publishes the new labels now (policies select nodes by them) rather than at the next renewal. */
+  nodeLabelsChanged(): void {
+    this.schedule();
+    void this.renew(false);
+  }
+
   /** What `beacon l2 announcements` shows. */
   announcements(): L2AnnouncementView[] {
     return this.plan.map((a) => ({ ip: a.ip, services: [...a.services], node: a.node, interfaces: [...a.interfaces], reason: a.reason }));
@@ -210,7 +217,7 @@ export class L2Announcer {
     const { interfaces, defaultRoute } = this.deps.interfaces.snapshot();
     const { policies, services, slices } = this.deps;
     return {
-      labels: this.deps.nodeLabels,
+      labels: this.deps.nodeLabels(),
       ready: policies.hasSynced && services.hasSynced && slices.hasSynced,
       draining: this.draining,
       interfaces: interfaces.filter((i) => i.name !== 'lo'),

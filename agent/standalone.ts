@@ -1,5 +1,7 @@
-// `beacon standalone`: the operator role (LB-IPAM, held by one process through a lease) and the
-// node-agent role in one process, on the embedded store or etcd, with the local API and metrics.
+// The Beacon process: the operator role (LB-IPAM and status conditions, held by one process
+// through a lease) and the node-agent role (L2 announcer, BGP), on any store, with the local API
+// and metrics. `beacon standalone` runs both roles; in Kubernetes mode `beacon operator` and
+// `beacon agent` run one each.
 import { createServer, type Server } from 'node:http';
 import {
   endpointSliceKind,
@@ -19,6 +21,7 @@ import { objectKey, Reflector, type Store, type StoredObject } from '../store/in
 import { bgpKinds, startBGPRole, type BGPReflectors, type BGPRoleOptions } from './bgp.js';
 import { ConditionWriter } from './conditions.js';
 import { LeaderElector } from './election.js';
+import { fixedNodeLabels, nodeObjectLabels } from './kubernetes-node.js';
 import { L2Announcer, type InterfaceSource, type L2Timing, type Responder } from './l2.js';
 import { serveLocalAPI, type PoolView, type ServiceView, type StatusView } from './local-api.js';
 import type { Logger } from './log.js';
@@ -33,13 +36,25 @@ export interface StandaloneOptions {
   metricsAddr?: string | undefined;
   /** Operator lease duration (ms). */
   leaseDurationMs: number;
-  /** This node's labels (policies select nodes by them). */
+  /** Which roles this process runs (default: both). */
+  roles?: Roles;
+  /**
+   * This node's labels (policies select nodes by them). Default: on the Kubernetes store, the
+   * labels of this node's Node object, followed as they change; elsewhere none.
+   */
   nodeLabels?: Labels;
   l2?: L2Options;
   /** This node's addresses for BGP (router ID, next hops); default: read from its interfaces. */
   nodeAddresses?: string[];
   bgp?: { enabled: boolean; speakerOptions?: BGPRoleOptions['speakerOptions'] };
   log: Logger;
+}
+
+export interface Roles {
+  /** Contend for the operator lease; while held, run LB-IPAM and the condition writers. */
+  operator: boolean;
+  /** Run the node agent: L2 announcer and BGP speaker. */
+  agent: boolean;
 }
 
 export interface L2Options {
@@ -57,8 +72,9 @@ async function openPacketLink(log: Logger): Promise<{ responder: Responder; inte
 
 export interface Running {
   readonly store: Store;
-  readonly operator: Operator;
-  readonly elector: LeaderElector;
+  /** Absent when this process does not run the operator role. */
+  readonly operator: Operator | undefined;
+  readonly elector: LeaderElector | undefined;
   readonly metrics: Metrics;
   stop(reason: string): Promise<void>;
 }
@@ -169,6 +185,8 @@ function listen(server: Server, addr: string): Promise<void> {
 
 export async function startStandalone(opts: StandaloneOptions): Promise<Running> {
   const { log } = opts;
+  const roles = opts.roles ?? { operator: true, agent: true };
+  if (!roles.operator && !roles.agent) throw new Error('startStandalone: no role to run');
   const started = Date.now();
   const metrics = createMetrics();
   const store = await openStore(opts.store, log);
@@ -181,16 +199,20 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
   const l2Policies = new Reflector(store, l2PolicyKind, { onError: onError('watch L2 policies') });
   const slices = new Reflector(store, endpointSliceKind, { onError: onError('watch endpoint slices') });
   const [clusterConfigs, peerConfigs, advertisements, overrides] = bgpKinds.map((k) => new Reflector(store, k, { onError: onError(`watch ${k}`) })) as [Reflector, Reflector, Reflector, Reflector];
-  await Promise.all([pools, services, l2Policies, slices, clusterConfigs, peerConfigs, advertisements, overrides].map((r) => r.start()));
+  // In Kubernetes mode the agent follows its Node object's labels unless they were given.
+  const nodes = roles.agent && !opts.nodeLabels && store.backend === 'kubernetes' ? new Reflector(store, 'Node', { onError: onError('watch nodes') }) : undefined;
+  const reflectors = [pools, services, l2Policies, slices, clusterConfigs, peerConfigs, advertisements, overrides, ...(nodes ? [nodes] : [])];
+  await Promise.all(reflectors.map((r) => r.start()));
+  const nodeLabels = nodes ? nodeObjectLabels(nodes, opts.nodeName, log) : fixedNodeLabels(opts.nodeLabels ?? {});
   const bgpReflectors: BGPReflectors = { clusterConfigs, peerConfigs, advertisements, overrides, services, slices };
   const policyConditions = new ConditionWriter(store, l2Policies, (o) => [l2PolicyCondition(parseL2Policy(o as unknown as L2AnnouncementPolicy))], log.child({ role: 'operator' }), metrics);
 
   const bgpRole = await startBGPRole({
     store,
     nodeName: opts.nodeName,
-    nodeLabels: opts.nodeLabels ?? {},
+    nodeLabels: nodeLabels.get,
     nodeAddresses: opts.nodeAddresses,
-    enabled: opts.bgp?.enabled !== false,
+    enabled: roles.agent && opts.bgp?.enabled !== false,
     reflectors: bgpReflectors,
     secretsDir: opts.store.backend === 'embedded' ? opts.store.manifestsDir : process.cwd(),
     log,
@@ -202,11 +224,11 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
 
   // The L2 announcer needs raw sockets; without them this node announces nothing and says why.
   let l2: L2Announcer | undefined;
-  let l2Off: string | undefined = opts.l2?.enabled === false ? 'disabled by --l2-announcements false' : undefined;
+  let l2Off: string | undefined = !roles.agent ? 'this process does not run the node agent' : opts.l2?.enabled === false ? 'disabled by --l2-announcements false' : undefined;
   if (!l2Off) {
     try {
       const { responder, interfaces } = await (opts.l2?.open ?? openPacketLink)(log.child({ role: 'l2' }));
-      l2 = new L2Announcer({ nodeName: opts.nodeName, nodeLabels: opts.nodeLabels ?? {}, leases: store.leases, policies: l2Policies, services, slices, responder, interfaces, log: log.child({ role: 'l2' }), metrics, timing: opts.l2?.timing });
+      l2 = new L2Announcer({ nodeName: opts.nodeName, nodeLabels: nodeLabels.get, leases: store.leases, policies: l2Policies, services, slices, responder, interfaces, log: log.child({ role: 'l2' }), metrics, timing: opts.l2?.timing });
       l2.start();
     } catch (e) {
       l2Off = `cannot open the packet link: ${(e as Error).message}`;
@@ -214,20 +236,27 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
     }
   }
 
-  const operator = new Operator({ store, pools, services, log: log.child({ role: 'operator' }), metrics });
-  const elector = new LeaderElector(store.leases, operatorLease, opts.nodeName, { durationMs: opts.leaseDurationMs }, ({ leader, reason }) => {
-    metrics.leaseHeld.set({ lease: operatorLease }, leader ? 1 : 0);
-    metrics.leaseTransitions.inc({ lease: operatorLease, held: String(leader) });
-    log.info({ lease: operatorLease, reason }, leader ? 'operator role taken' : 'operator role given up');
-    if (leader) {
-      operator.start();
-      for (const w of conditionWriters) w.start();
-    } else {
-      void operator.stop();
-      for (const w of conditionWriters) w.stop();
-    }
+  const stopFollowingLabels = nodeLabels.onChange(() => {
+    l2?.nodeLabelsChanged();
+    bgp?.schedule();
   });
-  elector.start();
+
+  const operator = roles.operator ? new Operator({ store, pools, services, log: log.child({ role: 'operator' }), metrics }) : undefined;
+  const elector = operator
+    ? new LeaderElector(store.leases, operatorLease, opts.nodeName, { durationMs: opts.leaseDurationMs }, ({ leader, reason }) => {
+        metrics.leaseHeld.set({ lease: operatorLease }, leader ? 1 : 0);
+        metrics.leaseTransitions.inc({ lease: operatorLease, held: String(leader) });
+        log.info({ lease: operatorLease, reason }, leader ? 'operator role taken' : 'operator role given up');
+        if (leader) {
+          operator.start();
+          for (const w of conditionWriters) w.start();
+        } else {
+          void operator.stop();
+          for (const w of conditionWriters) w.stop();
+        }
+      })
+    : undefined;
+  elector?.start();
 
   const views = new ServiceViewCache(services);
   const status = (): StatusView => {
@@ -236,7 +265,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
     return {
       node: opts.nodeName,
       store: { backend: store.backend, ok: health.ok, message: health.message },
-      roles: { operator: elector.isLeader, operatorHolder: elector.holder ?? null, agent: true },
+      roles: { operator: elector?.isLeader ?? false, operatorHolder: elector?.holder ?? null, agent: roles.agent },
       l2: l2 ? { enabled: true, liveNodes: [...l2.liveNodes], announcing: l2.announcements().filter((a) => a.reason === 'announcing').length } : { enabled: false, reason: l2Off ?? 'off' },
       counts: { pools: pools.items().length, services: svc.length, satisfied: svc.filter((s) => s.satisfied).length, unsatisfied: svc.filter((s) => !s.satisfied).length },
       uptimeSeconds: Math.round((Date.now() - started) / 1000),
@@ -277,7 +306,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
         res.writeHead(200).end('ok\n');
       } else if (path === '/readyz') {
         const health = store.health();
-        const ready = pools.hasSynced && services.hasSynced && health.ok;
+        const ready = reflectors.every((r) => r.hasSynced) && health.ok;
         res.writeHead(ready ? 200 : 503).end(ready ? 'ok\n' : `not ready: ${health.ok ? 'caches not synced' : health.message}\n`);
       } else {
         res.writeHead(404).end('not found\n');
@@ -285,7 +314,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
     });
     await listen(metricsServer, opts.metricsAddr);
   }
-  log.info({ node: opts.nodeName, store: store.backend, socket: opts.socket, metrics: opts.metricsAddr ?? null }, 'beacon standalone started');
+  log.info({ node: opts.nodeName, roles, store: store.backend, socket: opts.socket, metrics: opts.metricsAddr ?? null }, `beacon ${roles.agent ? (roles.operator ? 'standalone' : 'agent') : 'operator'} started`);
 
   let stopping: Promise<void> | undefined;
   const stop = (reason: string): Promise<void> =>
@@ -293,11 +322,12 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
       log.info({ reason }, 'stopping');
       // Hand the L2 share over first (successors answer before this node goes quiet), withdraw BGP
       // routes (or keep them at peers with graceful restart), then the operator lease.
+      stopFollowingLabels();
       await Promise.all([l2?.stop(), bgpRole.stop()]);
-      await elector.stop(); // releases the lease so another process takes over at once
+      await elector?.stop(); // releases the lease so another process takes over at once
       for (const w of conditionWriters) w.stop();
-      await operator.stop(); // lets in-flight status writes finish
-      for (const r of [pools, services, l2Policies, slices, clusterConfigs, peerConfigs, advertisements, overrides]) r.stop();
+      await operator?.stop(); // lets in-flight status writes finish
+      for (const r of reflectors) r.stop();
       await new Promise<void>((r) => api.close(() => r()));
       if (metricsServer) await new Promise<void>((r) => metricsServer.close(() => r()));
       await store.close();
