@@ -1,6 +1,6 @@
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import { Reflector, type Lease, type LeaseStore, type StoredObject } from '../store/index.js';
+import { Reflector, type Lease, type LeaseStore, type ObjectRef, type RecordedEvent, type StoredObject } from '../store/index.js';
 import { MemoryStore } from '../test/memory-store.js';
 import { eventually, sleep } from '../test/process.js';
 import { L2Announcer, parseCandidacy, type AnswerEntry, type InterfaceSnapshot, type Responder } from './l2.js';
@@ -77,7 +77,7 @@ const quiet = createLogger({ level: 'warn', destination: new Writable({ write: (
 const svc = (name: string, ip: string, extra: Record<string, unknown> = {}): StoredObject => ({
   apiVersion: 'v1',
   kind: 'Service',
-  metadata: { name, namespace: 'ns' },
+  metadata: { name, namespace: 'ns', uid: `uid-${name}` },
   spec: { type: 'LoadBalancer', ...extra },
   status: { loadBalancer: { ingress: [{ ip }] } },
 });
@@ -92,6 +92,7 @@ describe('L2Announcer', () => {
     const store = new MemoryStore();
     await store.apply({ apiVersion: 'beacon.io/v1alpha1', kind: 'L2AnnouncementPolicy', metadata: { name: 'all' }, spec: {} });
     for (let i = 0; i < 20; i++) await store.apply(svc(`s${i}`, `198.18.0.${100 + i}`));
+    const told: { node: string; ref: ObjectRef; e: RecordedEvent }[] = [];
     const nodes = await Promise.all(names.map(async (name) => {
       const reflectors = ['L2AnnouncementPolicy', 'Service', 'EndpointSlice'].map((k) => new Reflector(store, k));
       await Promise.all(reflectors.map((r) => r.start()));
@@ -99,7 +100,7 @@ describe('L2Announcer', () => {
       const responder = new FakeResponder();
       const interfaces = new FakeInterfaces();
       const leases = new Flaky(store.leases);
-      const announcer = new L2Announcer({ nodeName: name, nodeLabels: () => ({}), leases, policies, services, slices, responder, interfaces, log: quiet, metrics: createMetrics(), timing });
+      const announcer = new L2Announcer({ nodeName: name, nodeLabels: () => ({}), leases, policies, services, slices, responder, interfaces, log: quiet, metrics: createMetrics(), timing, events: { record: (ref, e) => void told.push({ node: name, ref, e }) } });
       announcer.start();
       cleanup.push(async () => {
         await announcer.stop();
@@ -107,7 +108,7 @@ describe('L2Announcer', () => {
       });
       return { name, announcer, responder, interfaces, leases };
     }));
-    return { store, nodes };
+    return { store, nodes, told };
   }
 
   /** Every IP answered by exactly one node, and who. */
@@ -145,6 +146,28 @@ describe('L2Announcer', () => {
     await stopping;
     expect(a.responder.answering()).toEqual([]);
     expect(b.responder.answering()).toHaveLength(20);
+  });
+
+  it('tells each service when a node starts announcing its IP, and from which node it moved', async () => {
+    const { nodes, told } = await cluster(['a', 'b']);
+    const ipOf = (ref: ObjectRef) => `198.18.0.${100 + Number(ref.name.slice(1))}`;
+    // The last word on each service names the node that answers for its IP now.
+    const lastTold = () => new Map(told.map((t) => [ipOf(t.ref), t]));
+    const sorted = (m: Map<string, string[]>) => [...m].sort(([x], [y]) => x.localeCompare(y));
+    await eventually(() => {
+      expect(owners(nodes).size).toBe(20);
+      expect(sorted(new Map([...lastTold()].map(([ip, t]) => [ip, [t.node]])))).toEqual(sorted(owners(nodes)));
+    });
+    for (const { node, ref, e } of told) {
+      expect(ref).toEqual({ kind: 'Service', namespace: 'ns', name: ref.name, uid: `uid-${ref.name}` });
+      expect(e).toEqual({ type: 'Normal', reason: 'Announcing', action: 'Announce', note: expect.stringMatching(new RegExp(`^node ${node} answers ARP for ${ipOf(ref).replace(/\./g, '\\.')} on eth0( \\(moved from [ab]\\))?$`)) as string });
+    }
+    const fromA = nodes[0]!.responder.table.length;
+    const before = told.length;
+    await nodes[0]!.announcer.stop();
+    const moved = told.slice(before);
+    expect(moved).toHaveLength(fromA); // the leaving node tells nothing; its successor tells each move
+    for (const { node, e } of moved) expect([node, e.note]).toEqual(['b', expect.stringMatching(/ \(moved from a\)$/)]);
   });
 
   it('fences: a node that cannot renew stops answering before another node starts', async () => {

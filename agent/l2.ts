@@ -19,7 +19,7 @@ import {
   type Service,
 } from '../api/index.js';
 import { electAnnouncers, type IPAnnouncement, type L2Reason, type L2Service, type LiveNode, type NodeCandidacy, type NodeInterface } from '../l2announce/index.js';
-import type { LeaseStore, Reflector, StoredObject } from '../store/index.js';
+import { regardingOf, type EventRecorder, type LeaseStore, type Reflector, type StoredObject } from '../store/index.js';
 import { defaultL2Timing, type L2Timing } from './l2-timing.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
@@ -73,6 +73,8 @@ export interface L2Deps {
   log: Logger;
   metrics: Metrics;
   timing?: Partial<L2Timing>;
+  /** Where takeovers are told to the services' owners (Kubernetes Events), when the store has it. */
+  events?: EventRecorder | undefined;
 }
 
 /** One line of `beacon l2 announcements`: the documented JSON contract. */
@@ -343,6 +345,12 @@ export class L2Announcer {
         if (last !== undefined) this.deps.metrics.l2FailoverSeconds.observe((Date.now() - last) / 1000);
       }
       this.deps.log.info({ ip: a.ip, interfaces: a.interfaces, services: a.services, previous: before, cause }, 'announcing');
+      // Only the start is told: a node that stops (other than by shutting down) has a successor that tells its own start.
+      const note = `node ${this.deps.nodeName} answers ${a.ip.includes(':') ? 'NDP' : 'ARP'} for ${a.ip} on ${a.interfaces.join(', ')}${cause === 'new' ? '' : ` (${cause === 'move' ? 'moved' : 'failover'} from ${before})`}`;
+      for (const key of a.services) {
+        const o = this.deps.services.get(key);
+        if (o) this.deps.events?.record(regardingOf(o), { type: 'Normal', reason: 'Announcing', action: 'Announce', note });
+      }
     }
     for (const ip of this.answering.keys()) {
       if (!next.has(ip)) this.deps.log.info({ ip, reason: this.plan.find((a) => a.ip === ip)?.reason ?? 'gone' }, 'stopped announcing');

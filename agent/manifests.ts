@@ -91,7 +91,10 @@ const beaconPlurals = crdSources.map((s) => s.plural);
 const leaseRule = rule('coordination.k8s.io', ['leases'], ['get', 'list', 'create', 'update']);
 const eventRule = rule('events.k8s.io', ['events'], ['create', 'patch']);
 
-/** Cluster-wide rules: both read the cluster's state; only the operator writes status, and only through /status. */
+/**
+ * Cluster-wide rules: both read the cluster's state and record Events about Services (which live in
+ * every namespace); only the operator writes status, and only through /status.
+ */
 const clusterRules: Record<Component, ReturnType<typeof rule>[]> = {
   operator: [
     rule('', ['services', 'nodes'], read),
@@ -99,13 +102,14 @@ const clusterRules: Record<Component, ReturnType<typeof rule>[]> = {
     rule('discovery.k8s.io', ['endpointslices'], read),
     rule(beaconGroup, beaconPlurals, read),
     rule(beaconGroup, beaconPlurals.map((p) => `${p}/status`), ['patch']),
+    eventRule,
   ],
-  agent: [rule('', ['services', 'nodes'], read), rule('discovery.k8s.io', ['endpointslices'], read), rule(beaconGroup, beaconPlurals, read)],
+  agent: [rule('', ['services', 'nodes'], read), rule('discovery.k8s.io', ['endpointslices'], read), rule(beaconGroup, beaconPlurals, read), eventRule],
 };
-/** Rules in the install namespace: leader and liveness Leases, Events, and (agent) BGP auth Secrets. */
+/** Rules in the install namespace: leader and liveness Leases, and (agent) BGP auth Secrets. */
 const namespaceRules: Record<Component, ReturnType<typeof rule>[]> = {
-  operator: [leaseRule, eventRule],
-  agent: [leaseRule, eventRule, rule('', ['secrets'], read)],
+  operator: [leaseRule],
+  agent: [leaseRule, rule('', ['secrets'], read)],
 };
 
 function rbac(c: Component, ns: string): KubeObject[] {

@@ -1,6 +1,6 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import type { ServiceStatus } from '../api/index.js';
-import { Reflector, type StoredObject } from '../store/index.js';
+import { Reflector, type ObjectRef, type RecordedEvent, type StoredObject } from '../store/index.js';
 import { eventually } from '../store/conformance.js';
 import { MemoryStore } from '../test/memory-store.js';
 import { cidrPool, service } from '../test/fixtures.js';
@@ -29,6 +29,12 @@ async function startOperator(store: MemoryStore, metrics = createMetrics()) {
   return op;
 }
 
+/** A store that keeps the Events it is asked to record, as the Kubernetes store sends them. */
+class RecordingStore extends MemoryStore {
+  readonly told: string[] = [];
+  readonly events = { record: (ref: ObjectRef, e: RecordedEvent) => void this.told.push(`${ref.namespace}/${ref.name} ${e.type} ${e.reason}: ${e.note}`) };
+}
+
 const ipsOf = (store: MemoryStore, key: string) => ((store.get('Service', key)?.status as ServiceStatus | undefined)?.loadBalancer?.ingress ?? []).map((i) => i.ip);
 const as = (o: object) => o as unknown as StoredObject;
 
@@ -52,6 +58,23 @@ describe('Operator', () => {
     await eventually(() => expect(store.get('Service', 'shop/web')!.metadata.labels).toEqual({ edited: 'yes' }));
     await op.idle();
     expect(store.writes).toBe(writes); // same IP, same condition: nothing to write
+  });
+
+  it('records an Event when a service\'s result changes, not on every write', async () => {
+    const store = new RecordingStore();
+    await store.apply(as(cidrPool('p', '198.18.0.1/32')));
+    await store.apply(as(service('shop/web', { created: '2026-01-01T00:00:00Z' })));
+    await store.apply(as(service('shop/api', { created: '2026-01-02T00:00:00Z' })));
+    const op = await startOperator(store);
+    await eventually(() => expect(ipsOf(store, 'shop/web')).toEqual(['198.18.0.1']));
+    await op.idle();
+    expect(store.told.sort()).toEqual(['shop/api Warning OutOfIps: no free IPv4 address in pool p', 'shop/web Normal IPAllocated: assigned 198.18.0.1 from pool p']);
+    await store.delete({ kind: 'Service', namespace: 'shop', name: 'web' });
+    await eventually(() => expect(ipsOf(store, 'shop/api')).toEqual(['198.18.0.1']));
+    await store.apply(as(service('shop/api', { created: '2026-01-02T00:00:00Z', labels: { edited: 'yes' } })));
+    await eventually(() => expect(store.get('Service', 'shop/api')!.metadata.labels).toEqual({ edited: 'yes' }));
+    await op.idle();
+    expect(store.told.slice(2)).toEqual(['shop/api Normal IPAllocated: assigned 198.18.0.1 from pool p']); // the edit changed nothing
   });
 
   it('retries lost status races from fresh state', async () => {

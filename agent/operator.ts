@@ -11,8 +11,8 @@ import {
   type Service,
   type ServiceStatus,
 } from '../api/index.js';
-import { Allocator, invalidPoolInput, mergeConditions, poolConditions, poolInput, serviceInput, serviceStatus, type PoolInput } from '../lbipam/index.js';
-import { ConflictError, NotFoundError, objectKey, type Reflector, type Store, type StoredObject } from '../store/index.js';
+import { Allocator, invalidPoolInput, mergeConditions, poolConditions, poolInput, serviceInput, serviceStatus, type PoolInput, type ServiceResult } from '../lbipam/index.js';
+import { ConflictError, NotFoundError, objectKey, regardingOf, type Reflector, type Store, type StoredObject } from '../store/index.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 
@@ -48,6 +48,9 @@ const conditionsEqual = (a: readonly Condition[] | undefined, b: readonly Condit
   return x.every((c) => ys.has(conditionText(c)));
 };
 
+/** An LB-IPAM reason as an Event reason: `no_pool` → `NoPool`. */
+const eventReason = (reason: string): string => reason.replace(/(?:^|_)([a-z])/g, (_, c: string) => c.toUpperCase());
+
 const ingressEqual = (a: ServiceStatus | undefined, b: ServiceStatus | undefined): boolean => {
   const x = a?.loadBalancer?.ingress ?? [];
   const y = b?.loadBalancer?.ingress ?? [];
@@ -76,6 +79,8 @@ export class Operator {
   private active = false;
   private unsubscribe: (() => void)[] = [];
   private readonly now: () => string;
+  /** Per service, the result its last Event told (satisfied, IPs, reason): one Event per change, not per write. */
+  private told = new Map<string, string>();
 
   constructor(private readonly deps: OperatorDeps) {
     this.now = deps.now ?? (() => new Date().toISOString().replace(/\.\d+Z$/, 'Z'));
@@ -192,6 +197,7 @@ export class Operator {
         } else if (!o) {
           this.allocator.deleteService(key);
           this.serviceVersions.delete(key);
+          this.told.delete(key);
           this.behind.delete(`Service ${key}`);
         }
       }
@@ -274,10 +280,20 @@ export class Operator {
     if (result) {
       if (result.satisfied) this.deps.log.info({ service: key, ips: result.ips, reason: result.reason }, result.message);
       else this.deps.log.warn({ service: key, ips: result.ips, reason: result.reason }, result.message);
+      this.tell(key, o, result);
     } else {
       this.deps.log.info({ service: key }, 'service no longer managed: addresses released');
+      this.told.delete(key);
     }
     return () => this.write(o, desired, 'service');
+  }
+
+  /** Records the result as an Event when it differs from the last one told (before the write: it waits behind no status writes). */
+  private tell(key: string, o: StoredObject, r: ServiceResult): void {
+    const told = `${r.satisfied}\u0000${r.ips.join(',')}\u0000${r.reason}`;
+    if (this.told.get(key) === told) return;
+    this.told.set(key, told);
+    this.deps.store.events?.record(regardingOf(o), { type: r.satisfied ? 'Normal' : 'Warning', reason: r.satisfied ? 'IPAllocated' : eventReason(r.reason), action: 'Allocate', note: r.message });
   }
 
   private async write(o: StoredObject, status: unknown, what: 'service' | 'pool'): Promise<void> {

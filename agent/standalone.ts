@@ -189,7 +189,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
   if (!roles.operator && !roles.agent) throw new Error('startStandalone: no role to run');
   const started = Date.now();
   const metrics = createMetrics();
-  const store = await openStore(opts.store, log);
+  const store = await openStore(opts.store.backend === 'kubernetes' ? { identity: opts.nodeName, ...opts.store } : opts.store, log);
   const onError = (op: string) => (err: Error) => {
     metrics.storeErrors.inc({ op });
     log.warn({ err: err.message }, `store ${op} failed; retrying`);
@@ -228,7 +228,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
   if (!l2Off) {
     try {
       const { responder, interfaces } = await (opts.l2?.open ?? openPacketLink)(log.child({ role: 'l2' }));
-      l2 = new L2Announcer({ nodeName: opts.nodeName, nodeLabels: nodeLabels.get, leases: store.leases, policies: l2Policies, services, slices, responder, interfaces, log: log.child({ role: 'l2' }), metrics, timing: opts.l2?.timing });
+      l2 = new L2Announcer({ nodeName: opts.nodeName, nodeLabels: nodeLabels.get, leases: store.leases, policies: l2Policies, services, slices, responder, interfaces, log: log.child({ role: 'l2' }), metrics, timing: opts.l2?.timing, events: store.events });
       l2.start();
     } catch (e) {
       l2Off = `cannot open the packet link: ${(e as Error).message}`;

@@ -98,6 +98,22 @@ export interface StoreHealth {
   readonly message: string;
 }
 
+/** A decision worth telling the owner of an object about (what `kubectl describe` shows under Events). */
+export interface RecordedEvent {
+  readonly type: 'Normal' | 'Warning';
+  /** CamelCase and stable, e.g. IPAllocated, NoPool: what tools filter on. */
+  readonly reason: string;
+  /** What was done or failed, e.g. Allocate, Announce. */
+  readonly action: string;
+  /** For humans. */
+  readonly note: string;
+}
+
+export interface EventRecorder {
+  /** Fire and forget: never throws, never waits for the store; may drop (rate limits) or merge repeats. */
+  record(ref: ObjectRef & { readonly uid?: string | undefined }, e: RecordedEvent): void;
+}
+
 export interface Store {
   readonly backend: 'embedded' | 'etcd' | 'kubernetes';
   list(kind: string): Promise<ListResult>;
@@ -113,12 +129,16 @@ export interface Store {
   /** Removes an object; false when it did not exist. */
   delete(ref: ObjectRef): Promise<boolean>;
   readonly leases: LeaseStore;
+  /** Where decisions are told to users; only the Kubernetes store has it (Events of events.k8s.io/v1). */
+  readonly events?: EventRecorder;
   health(): StoreHealth;
   close(): Promise<void>;
 }
 
 export const refText = (ref: ObjectRef): string => `${ref.kind} ${ref.namespace ? `${ref.namespace}/` : ''}${ref.name}`;
 export const refOf = (o: StoredObject): ObjectRef => ({ kind: o.kind, namespace: o.metadata.namespace, name: o.metadata.name });
+/** What an Event about `o` is regarding: its reference and, when the store gave it one, its uid. */
+export const regardingOf = (o: StoredObject): ObjectRef & { uid: string | undefined } => ({ ...refOf(o), uid: typeof o.metadata.uid === 'string' ? o.metadata.uid : undefined });
 /** Map key of an object within its kind. */
 export const objectKey = (o: { metadata: { namespace?: string | undefined; name: string } }): string =>
   o.metadata.namespace ? `${o.metadata.namespace}/${o.metadata.name}` : o.metadata.name;

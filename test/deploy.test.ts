@@ -69,20 +69,20 @@ const expectedRBAC: Record<string, Record<string, string>> = {
     'discovery.k8s.io/endpointslices': read,
     ...beaconRead,
     ...Object.fromEntries(crdSources.map((s) => [`${group}/${s.plural}/status`, 'patch'])),
+    'events.k8s.io/events': 'create,patch',
   },
   'ClusterRole/beacon-agent': {
     '/services': read,
     '/nodes': read,
     'discovery.k8s.io/endpointslices': read,
     ...beaconRead,
+    'events.k8s.io/events': 'create,patch',
   },
   'Role/beacon-operator': {
     'coordination.k8s.io/leases': 'create,get,list,update',
-    'events.k8s.io/events': 'create,patch',
   },
   'Role/beacon-agent': {
     'coordination.k8s.io/leases': 'create,get,list,update',
-    'events.k8s.io/events': 'create,patch',
     '/secrets': read,
   },
 };

@@ -1,7 +1,7 @@
 // Kubernetes mode end to end: the built `beacon operator` and `beacon agent` on the test API
 // server (the production client, the API's rules): IPs and conditions on Services, one operator
 // at a time with takeover after kill -9, an agent following its Node object, an API server
-// restart and dropped watches mid-run, and the operator's request rate at rest.
+// restart and dropped watches mid-run, Events about its decisions, and the operator's request rate at rest.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +13,12 @@ import { beacon, BeaconProcess, eventually, freePort, sleep, stopAll } from './p
 interface KubeService {
   metadata: { name: string };
   status?: { loadBalancer?: { ingress?: { ip?: string }[] }; conditions?: { type: string; status: string }[] };
+}
+interface KubeEvent {
+  type: string;
+  reason: string;
+  note: string;
+  regarding: { kind: string; namespace?: string; name: string; uid?: string };
 }
 interface Status {
   node: string;
@@ -77,6 +83,24 @@ describe('Kubernetes mode: beacon operator and beacon agent on the API server', 
     const { body } = await server.request<KubeService>('GET', `${services}/web`);
     expect(body.status?.loadBalancer?.ingress).toEqual([{ ip: expect.stringMatching(/^198\.18\.0\.\d+$/) as string }]);
     expect(body.status?.conditions).toContainEqual(expect.objectContaining({ type: ipamConditionType, status: 'True' }));
+  });
+
+  it('records an IPAllocated Event regarding the Service (events.k8s.io/v1)', async () => {
+    const { body: web } = await server.request<KubeService & { metadata: { uid: string } }>('GET', `${services}/web`);
+    const ip = web.status?.loadBalancer?.ingress?.[0]?.ip;
+    const events = await eventually(async () => {
+      const { body } = await server.request<{ items: KubeEvent[] }>('GET', '/apis/events.k8s.io/v1/namespaces/shop/events');
+      const found = body.items.filter((e) => e.reason === 'IPAllocated' && e.regarding.name === 'web');
+      expect(found).toHaveLength(1);
+      return found;
+    }, 10_000, 'IPAllocated event');
+    expect(events[0]).toMatchObject({
+      type: 'Normal',
+      regarding: { apiVersion: 'v1', kind: 'Service', namespace: 'shop', name: 'web', uid: web.metadata.uid },
+      note: `assigned ${ip} from pool lan`,
+      reportingController: 'beacon.io/beacon',
+      reportingInstance: expect.stringMatching(/^op-[12]$/) as string,
+    });
   });
 
   it('runs exactly one operator; after kill -9 the other takes over, keeps every IP and assigns new ones', async () => {

@@ -118,8 +118,8 @@ export class EmbeddedStore implements Store {
   private scanError: string | undefined;
   /** Shared status revision this process has caught up with. */
   private statusRevision = 0;
-  /** Local event log: events[i] has sequence base + i + 1. */
-  private events: { seq: number; kind: string; event: WatchEvent }[] = [];
+  /** Local event log: eventLog[i] has sequence base + i + 1. */
+  private eventLog: { seq: number; kind: string; event: WatchEvent }[] = [];
   private base = 0;
   private seq = 0;
   private watchers = new Set<Watcher>();
@@ -294,7 +294,7 @@ export class EmbeddedStore implements Store {
       return;
     }
     const event: WatchEvent = { type, object: materialize(entry) };
-    this.events.push({ seq: this.seq, kind: event.object.kind, event });
+    this.eventLog.push({ seq: this.seq, kind: event.object.kind, event });
     if (!this.flushQueued) {
       this.flushQueued = true;
       queueMicrotask(() => this.flush());
@@ -309,8 +309,8 @@ export class EmbeddedStore implements Store {
         this.stopWatcher(w, new ExpiredError(`watch from ${this.instance}:${w.after} fell behind the kept history; list again`));
         continue;
       }
-      for (let i = w.after - this.base; i < this.events.length && !w.closed; i++) {
-        const { kind, event, seq } = this.events[i]!;
+      for (let i = w.after - this.base; i < this.eventLog.length && !w.closed; i++) {
+        const { kind, event, seq } = this.eventLog[i]!;
         w.after = seq;
         if (kind !== w.kind) continue;
         try {
@@ -320,9 +320,9 @@ export class EmbeddedStore implements Store {
         }
       }
     }
-    const extra = this.events.length - this.historySize;
+    const extra = this.eventLog.length - this.historySize;
     if (extra > 0) {
-      this.events.splice(0, extra);
+      this.eventLog.splice(0, extra);
       this.base += extra;
     }
   }

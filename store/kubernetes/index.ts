@@ -6,6 +6,7 @@
 // that imports the Kubernetes client.
 import { request as httpRequest, type Agent, type RequestOptions } from 'node:http';
 import { request as httpsRequest } from 'node:https';
+import { hostname } from 'node:os';
 import { KubeConfig, Watch } from '@kubernetes/client-node';
 import {
   ConflictError,
@@ -22,11 +23,13 @@ import {
   type Watch as StoreWatch,
   type WatchEvent,
 } from '../types.js';
+import { KubeEventRecorder } from './events.js';
 import { TokenBucket } from './rate-limit.js';
 import { apiVersionOf, resourceOf, resourcePath, type KubeResource } from './resources.js';
 
 export { apiVersionOf, kubeResources, resourceOf, resourcePath, type KubeResource } from './resources.js';
 export { TokenBucket } from './rate-limit.js';
+export { clusterScopedEventNamespace, KubeEventRecorder, reportingController, type EventRecorderOptions, type EventRecorderStats } from './events.js';
 
 /** The subset of a pino logger this store uses (pino's Logger fits). */
 export interface KubernetesStoreLogger {
@@ -47,6 +50,8 @@ export interface KubernetesStoreOptions {
   /** Deadline of each plain request (ms, default 10 s). */
   requestTimeoutMs?: number;
   log?: KubernetesStoreLogger;
+  /** Who this process is in the Events it records (reportingInstance; default the host name). */
+  identity?: string;
 }
 
 export const leaseLabel = 'beacon.io/lease';
@@ -77,6 +82,7 @@ const MAX_ATTEMPTS = 5;
 export class KubernetesStore implements Store {
   readonly backend = 'kubernetes' as const;
   readonly leases: LeaseStore;
+  readonly events: KubeEventRecorder;
   readonly namespace: string;
   private readonly limiter: TokenBucket;
   private readonly watches = new Set<KubeWatch>();
@@ -100,6 +106,7 @@ export class KubernetesStore implements Store {
     this.timeoutMs = opts.requestTimeoutMs ?? 10_000;
     this.watchQuietMs = opts.watchQuietMs ?? 150_000;
     this.leases = new KubeLeases(this);
+    this.events = new KubeEventRecorder((method, path, body, contentType) => this.request(method, path, body, contentType), { identity: opts.identity ?? hostname(), log: this.log });
   }
 
   get server(): string {

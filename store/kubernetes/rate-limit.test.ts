@@ -12,6 +12,14 @@ describe('TokenBucket', () => {
     expect([bucket.take(), bucket.take(), bucket.take(), bucket.take()].map((w) => Math.round(w))).toEqual([0, 0, 0, 100]);
   });
 
+  it('tryTake drops instead of queueing: no token, no borrowing', () => {
+    let now = 0;
+    const bucket = new TokenBucket(2, 2, () => now);
+    expect([bucket.tryTake(), bucket.tryTake(), bucket.tryTake()]).toEqual([true, true, false]);
+    now = 500; // one token refilled; the refused take borrowed nothing
+    expect([bucket.tryTake(), bucket.tryTake()]).toEqual([true, false]);
+  });
+
   it('rejects settings that could never let a request through', () => {
     expect(() => new TokenBucket(0, 5)).toThrow(/qps/);
     expect(() => new TokenBucket(5, 0)).toThrow(/burst/);

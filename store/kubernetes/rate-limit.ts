@@ -18,11 +18,23 @@ export class TokenBucket {
 
   /** Takes one token and returns how long (ms) the caller must wait before using it. */
   take(): number {
-    const t = this.now();
-    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.qps);
-    this.last = t;
+    this.refill();
     this.tokens -= 1;
     // A negative balance is a queue: the caller waits until its token has been refilled.
     return this.tokens >= 0 ? 0 : (-this.tokens / this.qps) * 1000;
+  }
+
+  /** Takes one token only if one is there now: for work that is dropped rather than delayed. */
+  tryTake(): boolean {
+    this.refill();
+    if (this.tokens < 1) return false;
+    this.tokens -= 1;
+    return true;
+  }
+
+  private refill(): void {
+    const t = this.now();
+    this.tokens = Math.min(this.burst, this.tokens + ((t - this.last) / 1000) * this.qps);
+    this.last = t;
   }
 }
