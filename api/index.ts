@@ -9,3 +9,4 @@ export * from './service.js';
 export * from './validate.js';
 export { crdObject, crdSources, renderCRDs, toStructural } from './crd.js';
 export * from "./manifests.js";
+export * from './random.js';

@@ -9,28 +9,11 @@
 // one to three chunks and every frame through its decoder; accepted UPDATEs and OPENs are
 // re-encoded and decoded again (see bgp/fuzz.ts). Printed: outcomes by decision, refusal reasons
 // and messages per second. The short run of the same harness is bgp/fuzz.test.ts.
-import { cpus } from 'node:os';
-import { parseArgs } from 'node:util';
 import { runFuzz } from '../bgp/fuzz.js';
+import { fuzzArgs } from './fuzz-args.js';
 
-const { values: flags } = parseArgs({
-  options: {
-    count: { type: 'string', default: '1000000' },
-    seed: { type: 'string', default: '1' },
-    json: { type: 'boolean', default: false },
-  },
-});
-const count = Number(flags.count);
-const seed = Number(flags.seed);
-if (!Number.isInteger(count) || count < 1 || !Number.isInteger(seed)) {
-  console.error('usage: fuzz-bgp [--count N] [--seed S] [--json]');
-  process.exit(2);
-}
-
-const log = (line: string): void => {
-  if (!flags.json) console.log(line);
-};
-log(`BGP codec fuzz: ${count.toLocaleString('en')} messages, seed ${seed}, Node ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'}`);
+const { count, seed, json, log, machine } = fuzzArgs('fuzz-bgp');
+log(`BGP codec fuzz: ${count.toLocaleString('en')} messages, seed ${seed}, ${machine}`);
 
 const started = performance.now();
 let lastReport = started;
@@ -63,6 +46,6 @@ log('refusal reasons (UPDATE: RFC 7606 decision reasons, incl. each discarded at
 for (const line of table(report.reasons)) log(line);
 log('');
 log(`${report.messages.toLocaleString('en')} messages in ${seconds.toFixed(1)} s: ${rate.toLocaleString('en')} messages/s, no crash`);
-if (flags.json) {
+if (json) {
   console.log(JSON.stringify({ bench: 'fuzz-bgp', seed, messages: report.messages, decisions: report.decisions, seconds: Number(seconds.toFixed(2)), messagesPerSecond: rate, counts: report.counts, reasons: report.reasons }));
 }

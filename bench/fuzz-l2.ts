@@ -10,28 +10,12 @@
 // checks behind it are reached (see l2announce/fuzz.ts). Printed: outcomes (accepted kind, 'other'
 // reason, drop reason), frames per second for the whole harness, and decodeFrame alone over a
 // pre-built corpus. The short run of the same harness is l2announce/fuzz.test.ts.
-import { cpus } from 'node:os';
-import { parseArgs } from 'node:util';
 import { decodeFrame, fuzzCorpus, fuzzFrames } from '../l2announce/index.js';
+import { fuzzArgs } from './fuzz-args.js';
 
-const { values: flags } = parseArgs({
-  options: {
-    count: { type: 'string', default: '1000000' },
-    seed: { type: 'string', default: '1' },
-    json: { type: 'boolean', default: false },
-  },
-});
-const count = Number(flags.count);
-const seed = Number(flags.seed);
-if (!Number.isInteger(count) || count < 1 || !Number.isInteger(seed)) {
-  console.error('usage: fuzz-l2 [--count N] [--seed S] [--json]');
-  process.exit(2);
-}
-const log = (line: string): void => {
-  if (!flags.json) console.log(line);
-};
+const { count, seed, json, log, machine } = fuzzArgs('fuzz-l2');
 const n = (value: number): string => value.toLocaleString('en');
-log(`L2 codec fuzz: ${n(count)} frames, seed ${seed}, Node ${process.version}, ${cpus()[0]?.model ?? 'unknown CPU'}`);
+log(`L2 codec fuzz: ${n(count)} frames, seed ${seed}, ${machine}`);
 
 // 1. The harness: generate, mutate, decode, check the contract, re-encode what was accepted.
 const started = performance.now();
@@ -86,7 +70,7 @@ if (report.failureCount > 0) {
 } else {
   log('no exception, every reason known, every accepted frame re-encodes');
 }
-if (flags.json) {
+if (json) {
   console.log(
     JSON.stringify({
       bench: 'fuzz-l2',

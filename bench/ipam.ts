@@ -10,6 +10,7 @@
 // The peers (Cilium's operator/pkg/lbipam, MetalLB's internal/allocator) are Go controllers that
 // are not installed on these machines, so the side-by-side peer is a naive allocator written
 // here: a linear scan of each pool's addresses against a Set<string> of used IPs.
+import { seededRandom } from '../api/random.js';
 import { spawnSync } from 'node:child_process';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { performance, PerformanceObserver } from 'node:perf_hooks';
@@ -428,13 +429,7 @@ const kinds = ['create', 'update', 'delete'] as const;
 /** One change at a time on the built state: create, update (labels and ports), delete, in turn. */
 function changes(alloc: Allocator, objects: readonly Service[]) {
   const live = objects.map((object, index) => ({ index, object }));
-  let seed = 0x2545f491;
-  const rng = (): number => {
-    seed = (seed + 0x6d2b79f5) >>> 0;
-    let t = Math.imul(seed ^ (seed >>> 15), 1 | seed);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 2 ** 32;
-  };
+  const rng = seededRandom(0x2545f491);
   const latency: Record<Kind, { apply: number[]; convert: number[]; drain: number[]; windows: Window[] }> = {
     create: { apply: [], convert: [], drain: [], windows: [] },
     update: { apply: [], convert: [], drain: [], windows: [] },

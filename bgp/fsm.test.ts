@@ -1,4 +1,5 @@
 // The session FSM (RFC 4271 section 8), scripted transition by transition with exact effects.
+import { seededRandom } from '../api/random.js';
 import { describe, expect, it } from 'vitest';
 import { parseIP, type IP } from '../api/index.js';
 import {
@@ -25,17 +26,6 @@ const peerOpen = buildOpen({ asn: 64513, holdTime: 30, bgpId: ip('198.18.0.2') }
 /** Jitter factor 0.75 exactly: delays are 3/4 of the backoff base. */
 const cfg = (over: Partial<SessionConfigInput> = {}) => sessionConfig({ localOpen, peerAS: 64513, random: () => 0, ...over });
 
-/** Seeded uniform source (mulberry32), so backoff jitter is reproducible. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Runs events from a state, one millisecond apart, returning every step. */
 function run(state: SessionState, events: SessionEvent[], t0 = 0): StepResult[] {
@@ -248,7 +238,7 @@ describe('timers', () => {
 
   it('connect retries back off exponentially with jitter in [0.75, 1], bounded by 60 s', () => {
     const delays = (seed: number): number[] => {
-      let s = initialState(cfg({ random: seeded(seed) }), 0);
+      let s = initialState(cfg({ random: seededRandom(seed) }), 0);
       const out: number[] = [];
       s = step(s, { type: 'ManualStart' }, 0).state;
       for (let i = 0; i < 10; i++) {

@@ -4,6 +4,7 @@
 // the framer and decoders and verifies the decision it gets back. Not part of the public surface.
 
 import type { Family, IP } from '../api/index.js';
+import { seededRandom, type Random } from '../api/random.js';
 import { AS_TRANS, SegmentType } from './constants.js';
 import type { AsPathSegment, PathAttributes, RawAttribute } from './attributes.js';
 import { Framer } from './framer.js';
@@ -15,19 +16,6 @@ import { encodeRouteRefresh } from './route-refresh.js';
 import { decodeUpdate, encodeEndOfRib, encodeUpdate, type SessionContext, type Update, type UpdateDecision } from './update.js';
 
 /** A source of numbers in [0, 1). */
-export type Random = () => number;
-
-/** mulberry32: small, fast and good enough to spread fuzz cases; seeded for reproducible runs. */
-export function seededRandom(seed: number): Random {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const int = (r: Random, n: number): number => Math.floor(r() * n);
 const chance = (r: Random, p: number): boolean => r() < p;

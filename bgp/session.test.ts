@@ -69,6 +69,14 @@ const settle = async (ms = 0): Promise<void> => {
 };
 
 /** A hand-driven peer: a raw connection that records the messages it receives. */
+/** B listening passively, and A as raw bytes on a connection to it (for malformed input). */
+async function passiveBWithRawA() {
+  const net = new MemoryNetwork();
+  const b = await side(net, B, A, { asn: 65002, peerAS: 65001, id: B, passive: true });
+  b.session.start();
+  return { b, raw: await rawPeer(net, A, B) };
+}
+
 function rawPeer(net: MemoryNetwork, from: string, to: string): Promise<{ socket: BgpSocket; received: ReturnType<typeof decodeMessage>[]; closed: () => boolean }> {
   return new Promise((resolve, reject) => {
     net.transport(from).connect({ peerAddress: to, peerPort: 179 }, (r) => {
@@ -173,10 +181,7 @@ describe('Session over the in-memory transport', () => {
   });
 
   it('answers a broken stream with a NOTIFICATION naming the error, and logs the reason', async () => {
-    const net = new MemoryNetwork();
-    const b = await side(net, B, A, { asn: 65002, peerAS: 65001, id: B, passive: true });
-    b.session.start();
-    const raw = await rawPeer(net, A, B);
+    const { b, raw } = await passiveBWithRawA();
     raw.socket.write(encodeOpen(buildOpen({ asn: 65001, holdTime: 9, bgpId: parseIP(A)! })));
     raw.socket.write(encodeKeepalive());
     await settle();
@@ -192,10 +197,7 @@ describe('Session over the in-memory transport', () => {
   });
 
   it('refuses a peer with the wrong AS (Bad Peer AS) and an OPEN before anything in Established', async () => {
-    const net = new MemoryNetwork();
-    const b = await side(net, B, A, { asn: 65002, peerAS: 65001, id: B, passive: true });
-    b.session.start();
-    const raw = await rawPeer(net, A, B);
+    const { b, raw } = await passiveBWithRawA();
     raw.socket.write(encodeOpen(buildOpen({ asn: 65009, holdTime: 9, bgpId: parseIP(A)! })));
     await settle();
     expect(raw.received.map((m) => m.type)).toEqual(['open', 'notification']);
@@ -220,10 +222,7 @@ describe('Session over the in-memory transport', () => {
   });
 
   it('stop() sends a Cease with the shutdown communication and does not restart', async () => {
-    const net = new MemoryNetwork();
-    const b = await side(net, B, A, { asn: 65002, peerAS: 65001, id: B, passive: true });
-    b.session.start();
-    const raw = await rawPeer(net, A, B);
+    const { b, raw } = await passiveBWithRawA();
     raw.socket.write(encodeOpen(buildOpen({ asn: 65001, holdTime: 9, bgpId: parseIP(A)! })));
     raw.socket.write(encodeKeepalive());
     await settle();

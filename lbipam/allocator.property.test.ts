@@ -14,6 +14,7 @@
 //   7. building from the same objects in another order gives the same results.
 // Seeds are left to fast-check; a failure prints its seed, path and the shrunk list of operations
 // (a JSON record each), and the violation names the failing step and what differs.
+import { seededRandom } from '../api/random.js';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import {
@@ -760,14 +761,7 @@ const rebuildCheck =
 
 /** A small seeded generator, so that a shuffle is part of the (printed) counterexample. */
 function shuffled<T>(items: readonly T[], seed: number): T[] {
-  let s = seed >>> 0;
-  const next = () => {
-    s = (s + 0x6d2b79f5) >>> 0;
-    let t = s;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
+  const next = seededRandom(seed);
   const out = [...items];
   for (let i = out.length - 1; i > 0; i--) {
     const j = Math.floor(next() * (i + 1));
