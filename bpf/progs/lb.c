@@ -1,0 +1,292 @@
+// SPDX-License-Identifier: (GPL-2.0-only OR Apache-2.0)
+/* Socket-level load balancing (east-west): cgroup v2 hooks translate a connect()/sendmsg() to a
+ * service frontend into one to a chosen backend, before any packet exists, so there is no
+ * per-packet NAT and no conntrack. recvmsg/getpeername translate back, so the application only
+ * ever sees the frontend. Map layout: lb.h. */
+#include <linux/bpf.h>
+#include <linux/in.h>
+#include <linux/errno.h>
+#include <bpf/bpf_helpers.h>
+#include <bpf/bpf_endian.h>
+#include "lb.h"
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* Sizes are defaults; the agent sets them before load (--bpf-lb-map-max). Hash maps are not
+ * preallocated, so a large maximum costs memory only for what is stored. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct lb_svc_key);
+	__type(value, struct lb_svc);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} beacon_svc SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, __u32);
+	__type(value, struct lb_backend);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} beacon_backends SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__type(key, struct lb_slot_key);
+	__type(value, __u32);
+	__uint(max_entries, 524288);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} beacon_slots SEC(".maps");
+
+/* BPF_F_INNER_MAP lets tables of another size replace these, so the table size can change. */
+struct lb_maglev_table {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 16381);
+	__uint(map_flags, BPF_F_INNER_MAP);
+};
+
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
+	__type(key, __u32);
+	__uint(max_entries, 65536);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+	__array(values, struct lb_maglev_table);
+} beacon_maglev SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct lb_affinity_key);
+	__type(value, struct lb_affinity);
+	__uint(max_entries, 65536);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} beacon_affinity SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct lb_revnat_key);
+	__type(value, struct lb_revnat);
+	__uint(max_entries, 262144);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} beacon_revnat SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, struct lb_config);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} beacon_config SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, __u64);
+	__uint(max_entries, STAT_COUNT);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} beacon_stats SEC(".maps");
+
+static __always_inline void count(__u32 stat)
+{
+	__u64 *n = bpf_map_lookup_elem(&beacon_stats, &stat);
+	if (n)
+		*n += 1;
+}
+
+/* Spreads a 64-bit socket cookie over 32 bits (Fibonacci hashing of both halves). */
+static __always_inline __u32 mix64(__u64 v)
+{
+	return ((__u32)v ^ (__u32)(v >> 32)) * 2654435761u;
+}
+
+static __always_inline __u32 slot_backend(__u32 svc_id, __u32 slot)
+{
+	struct lb_slot_key key = { .svc_id = svc_id, .slot = slot };
+	__u32 *id = bpf_map_lookup_elem(&beacon_slots, &key);
+	return id ? *id : 0;
+}
+
+/* Picks a backend id for a new connection (or an unconnected datagram), 0 when none.
+ * Random draws a slot; Maglev indexes the service's table with the socket's hash, so a socket
+ * keeps its backend across datagrams while the backend set is stable. */
+static __always_inline __u32 pick(const struct lb_svc *svc, __u64 cookie, int per_socket, __u32 *slot_out)
+{
+	__u32 slot = 0, id = 0;
+
+	if (svc->algorithm == LB_MAGLEV) {
+		__u32 zero = 0;
+		struct lb_config *cfg = bpf_map_lookup_elem(&beacon_config, &zero);
+		void *table = bpf_map_lookup_elem(&beacon_maglev, &svc->id);
+		if (cfg && table && cfg->maglev_size) {
+			__u32 index = mix64(cookie) % cfg->maglev_size;
+			__u32 *entry = bpf_map_lookup_elem(table, &index);
+			if (entry)
+				id = *entry;
+		}
+		if (id) {
+			*slot_out = 0;
+			return id;
+		}
+		/* no table yet (being written): fall through to the slots */
+	}
+	__u32 draw = per_socket ? mix64(cookie) : bpf_get_prandom_u32();
+	slot = draw % svc->count + 1;
+	*slot_out = slot;
+	return slot_backend(svc->id, slot);
+}
+
+/* ClientIP affinity: reuse the client's backend while the entry is fresh and its slot still
+ * holds that backend; otherwise pick and remember. */
+static __always_inline __u32 select_backend(void *ctx, const struct lb_svc *svc, __u64 cookie, int per_socket)
+{
+	__u32 slot = 0, id;
+
+	if (!svc->affinity_timeout)
+		return pick(svc, cookie, per_socket, &slot);
+
+	struct lb_affinity_key akey = { .client = bpf_get_netns_cookie(ctx), .svc_id = svc->id };
+	__u64 now = bpf_ktime_get_ns();
+	struct lb_affinity *seen = bpf_map_lookup_elem(&beacon_affinity, &akey);
+	if (seen && now - seen->last_ns < (__u64)svc->affinity_timeout * 1000000000ull) {
+		__u32 still = seen->slot && seen->slot <= svc->count ? slot_backend(svc->id, seen->slot) : 0;
+		if (still == seen->backend_id || (!seen->slot && svc->algorithm == LB_MAGLEV)) {
+			seen->last_ns = now;
+			count(STAT_AFFINITY_HIT);
+			return seen->backend_id;
+		}
+	}
+	id = pick(svc, cookie, per_socket, &slot);
+	if (id) {
+		struct lb_affinity fresh = { .backend_id = id, .slot = slot, .last_ns = now };
+		bpf_map_update_elem(&beacon_affinity, &akey, &fresh, BPF_ANY);
+	}
+	return id;
+}
+
+static __always_inline void mapped4(__u8 addr[16], __u32 ip4)
+{
+	__builtin_memset(addr, 0, 10);
+	addr[10] = 0xff;
+	addr[11] = 0xff;
+	__builtin_memcpy(&addr[12], &ip4, 4);
+}
+
+static __always_inline __u32 unmapped4(const __u8 addr[16])
+{
+	__u32 ip4;
+	__builtin_memcpy(&ip4, &addr[12], 4);
+	return ip4;
+}
+
+static __always_inline void read6(__u8 addr[16], const struct bpf_sock_addr *ctx)
+{
+	__u32 w[4] = { ctx->user_ip6[0], ctx->user_ip6[1], ctx->user_ip6[2], ctx->user_ip6[3] };
+	__builtin_memcpy(addr, w, 16);
+}
+
+static __always_inline void write6(struct bpf_sock_addr *ctx, const __u8 addr[16])
+{
+	__u32 w[4];
+	__builtin_memcpy(w, addr, 16);
+	ctx->user_ip6[0] = w[0];
+	ctx->user_ip6[1] = w[1];
+	ctx->user_ip6[2] = w[2];
+	ctx->user_ip6[3] = w[3];
+}
+
+/* Forward translation shared by connect and sendmsg, both families. Returns 1 to let the call
+ * proceed (translated or not a frontend) and 0 to refuse it with ECONNREFUSED. */
+static __always_inline int translate(struct bpf_sock_addr *ctx, int v6, int is_sendmsg)
+{
+	struct lb_svc_key key = {};
+	if (v6)
+		read6(key.addr, ctx);
+	else
+		mapped4(key.addr, ctx->user_ip4);
+	key.port = (__be16)ctx->user_port;
+	key.proto = ctx->protocol;
+
+	struct lb_svc *svc = bpf_map_lookup_elem(&beacon_svc, &key);
+	if (!svc)
+		return 1;
+	if (!svc->count) {
+		count(STAT_REFUSED_NO_BACKEND);
+		bpf_set_retval(-ECONNREFUSED);
+		return 0;
+	}
+	__u64 cookie = bpf_get_socket_cookie(ctx);
+	__u32 id = select_backend(ctx, svc, cookie, is_sendmsg);
+	struct lb_backend *be = id ? bpf_map_lookup_elem(&beacon_backends, &id) : 0;
+	if (!be) {
+		count(STAT_BACKEND_MISSING);
+		bpf_set_retval(-ECONNREFUSED);
+		return 0;
+	}
+
+	struct lb_revnat_key rkey = { .cookie = cookie, .port = be->port, .proto = key.proto };
+	__builtin_memcpy(rkey.addr, be->addr, 16);
+	struct lb_revnat front = { .port = key.port };
+	__builtin_memcpy(front.addr, key.addr, 16);
+	if (bpf_map_update_elem(&beacon_revnat, &rkey, &front, BPF_ANY))
+		count(STAT_REVNAT_FULL);
+
+	if (v6)
+		write6(ctx, be->addr);
+	else
+		ctx->user_ip4 = unmapped4(be->addr);
+	ctx->user_port = be->port;
+	count(is_sendmsg ? STAT_SENDMSG_TRANSLATED : STAT_CONNECT_TRANSLATED);
+	return 1;
+}
+
+/* Reverse translation: a datagram from (or a peer that is) a backend this socket was sent to
+ * shows the frontend instead. */
+static __always_inline int restore(struct bpf_sock_addr *ctx, int v6)
+{
+	struct lb_revnat_key rkey = { .cookie = bpf_get_socket_cookie(ctx), .proto = ctx->protocol };
+	if (v6)
+		read6(rkey.addr, ctx);
+	else
+		mapped4(rkey.addr, ctx->user_ip4);
+	rkey.port = (__be16)ctx->user_port;
+
+	struct lb_revnat *front = bpf_map_lookup_elem(&beacon_revnat, &rkey);
+	if (!front)
+		return 1;
+	if (v6)
+		write6(ctx, front->addr);
+	else
+		ctx->user_ip4 = unmapped4(front->addr);
+	ctx->user_port = front->port;
+	count(STAT_REVNAT_RESTORED);
+	return 1;
+}
+
+SEC("cgroup/connect4")
+int beacon_connect4(struct bpf_sock_addr *ctx) { return translate(ctx, 0, 0); }
+
+SEC("cgroup/connect6")
+int beacon_connect6(struct bpf_sock_addr *ctx) { return translate(ctx, 1, 0); }
+
+SEC("cgroup/sendmsg4")
+int beacon_sendmsg4(struct bpf_sock_addr *ctx) { return translate(ctx, 0, 1); }
+
+SEC("cgroup/sendmsg6")
+int beacon_sendmsg6(struct bpf_sock_addr *ctx) { return translate(ctx, 1, 1); }
+
+SEC("cgroup/recvmsg4")
+int beacon_recvmsg4(struct bpf_sock_addr *ctx) { return restore(ctx, 0); }
+
+SEC("cgroup/recvmsg6")
+int beacon_recvmsg6(struct bpf_sock_addr *ctx) { return restore(ctx, 1); }
+
+SEC("cgroup/getpeername4")
+int beacon_getpeername4(struct bpf_sock_addr *ctx) { return restore(ctx, 0); }
+
+SEC("cgroup/getpeername6")
+int beacon_getpeername6(struct bpf_sock_addr *ctx) { return restore(ctx, 1); }
