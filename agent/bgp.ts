@@ -18,6 +18,7 @@ import {
 } from '../api/index.js';
 import { conditionsOf, planBGP, Speaker, type BGPPolicyInput, type BGPPolicyResult, type BGPService, type Family, type PeerConfig, type SpeakerOptions } from '../bgp/index.js';
 import type { Reflector, Store, StoredObject } from '../store/index.js';
+import { followNodeAddresses } from './node-addresses.js';
 import { ConditionWriter } from './conditions.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
@@ -300,33 +301,17 @@ export async function startBGPRole(o: BGPRoleOptions): Promise<{ agent: BGPAgent
   if (!o.enabled) return { agent: undefined, conditionWriters, stop: () => Promise.resolve() };
 
   const agent = new BGPAgent({ nodeName: o.nodeName, nodeLabels: o.nodeLabels, nodeAddresses: () => addresses, reflectors: r, secretsDir: o.secretsDir, log: o.log.child({ role: 'bgp' }), metrics: o.metrics, ...(o.speakerOptions ? { speakerOptions: o.speakerOptions } : {}) });
-  let timer: NodeJS.Timeout | undefined;
-  if (!o.nodeAddresses) {
-    const { readInventory } = await import('../l2announce/index.js');
-    const refresh = async () => {
-      const next = await readInventory().then(nodeAddressesOf, () => addresses);
-      if (next.join() === addresses.join()) return;
-      addresses = next;
-      agent.schedule();
-    };
-    await refresh();
-    timer = setInterval(() => void refresh(), 10_000);
-    timer.unref();
-  }
+  const followed = await followNodeAddresses(o.nodeAddresses, (next) => {
+    addresses = [...next];
+    agent.schedule();
+  });
   agent.start();
   return {
     agent,
     conditionWriters,
     stop: () => {
-      clearInterval(timer);
+      followed.stop();
       return agent.stop();
     },
   };
-}
-
-/** A node's own addresses for BGP: global unicast addresses of its Ethernet links, IPv4 first. */
-export function nodeAddressesOf(inventory: { interfaces: readonly { linkType: string; addresses: readonly { ip: string }[] }[] }): string[] {
-  const all = inventory.interfaces.filter((i) => i.linkType === 'ether').flatMap((i) => i.addresses.map((a) => a.ip));
-  const global = all.filter((ip) => !/^fe[89ab]/i.test(ip) && !ip.startsWith('127.') && ip !== '::1');
-  return [...global.filter((ip) => !ip.includes(':')), ...global.filter((ip) => ip.includes(':'))];
 }

@@ -11,6 +11,9 @@ import type { L2AnnouncementView } from './l2.js';
 import { defaultL2Timing } from './l2-timing.js';
 import { defaultSocket, getLocal, LocalAPIError, type PoolView, type ServiceView, type StatusView } from './local-api.js';
 import type { StandaloneOptions } from './standalone.js';
+import type { KprOptions } from './kpr.js';
+import { DEFAULT_MAGLEV_TABLE_SIZE, MAGLEV_TABLE_SIZES } from '../kpr/maglev.js';
+import { DEFAULT_BPF_ROOT, DEFAULT_LB_MAP_MAX } from '../kpr/defaults.js';
 import type { StoreOptions } from './stores.js';
 import { renderTable } from './table.js';
 
@@ -54,6 +57,8 @@ Commands:
   node agent flags:
       [--node-labels K=V,...] [--l2-announcements true|false] [--l2-lease-duration 1s]
       [--l2-renew-interval 200ms] [--l2-scan-interval 100ms] [--bgp true|false] [--node-ips IP,...]
+      [--kube-proxy-replacement true|false] [--bpf-root /sys/fs/bpf/beacon] [--cgroup-root PATH]
+      [--bpf-lb-algorithm random|maglev] [--bpf-lb-maglev-table-size 16381] [--bpf-lb-map-max 65536]
   status | services | pools [-o table|json] [--socket PATH]
       Ask a running process (through its unix socket) for its state.
   bgp peers | bgp routes [-o table|json] [--socket PATH]
@@ -61,6 +66,11 @@ Commands:
   l2 announcements [-o table|json] [--socket PATH]
       The IPs announced with ARP/NDP: which node answers, on which interfaces, and why this node
       does or does not.
+  kpr services [-o table|json] [--bpf-root PATH]
+      The frontends the eBPF datapath balances and their backends, read from the pinned maps.
+  bpf maps [-o table|json] | bpf dump MAP [-o table|json] | bpf cleanup  [--bpf-root PATH]
+      The datapath's maps (entries, max entries), one map's entries decoded, or remove the
+      datapath (detach the socket hooks, unpin the maps).
   apply -f PATH | delete -f PATH | get KIND [NAME] [-o json|yaml]  --etcd-endpoints URL,...
       Write and read objects in the etcd store (the embedded store reads its manifests folder).
 
@@ -146,6 +156,8 @@ export async function main(argv: readonly string[], io: IO = stdio): Promise<num
     if (command === 'l2' && sub === 'announcements') return await l2Announcements(rest, io);
     if (command === 'bgp' && (sub === 'peers' || sub === 'routes')) return await bgpCommand(sub, rest, io);
     if (command === 'apply' || command === 'delete' || command === 'get') return await etcdCommand(command, args, io);
+    if (command === 'kpr' && sub === 'services') return await kprCli((m) => m.kprServices(rest, io), io);
+    if (command === 'bpf') return await kprCli((m) => m.bpfCommand(sub, rest, io), io);
     throw new UsageError(`unknown command "${[command, sub].filter(Boolean).join(' ')}"`);
   } catch (e) {
     // parseArgs reports unknown flags with a code; both are the user's to fix, not a crash.
@@ -187,6 +199,12 @@ const agentFlags = {
   'l2-scan-interval': { type: 'string', default: `${defaultL2Timing.scanMs}ms` },
   bgp: { type: 'string', default: 'true' },
   'node-ips': { type: 'string' },
+  'kube-proxy-replacement': { type: 'string' },
+  'bpf-root': { type: 'string', default: DEFAULT_BPF_ROOT },
+  'cgroup-root': { type: 'string' },
+  'bpf-lb-algorithm': { type: 'string', default: 'random' },
+  'bpf-lb-maglev-table-size': { type: 'string', default: String(DEFAULT_MAGLEV_TABLE_SIZE) },
+  'bpf-lb-map-max': { type: 'string', default: String(DEFAULT_LB_MAP_MAX) },
 } as const;
 
 interface AgentFlagValues {
@@ -197,10 +215,16 @@ interface AgentFlagValues {
   'l2-scan-interval': string;
   bgp: string;
   'node-ips'?: string | undefined;
+  'kube-proxy-replacement'?: string | undefined;
+  'bpf-root': string;
+  'cgroup-root'?: string | undefined;
+  'bpf-lb-algorithm': string;
+  'bpf-lb-maglev-table-size': string;
+  'bpf-lb-map-max': string;
 }
 
 /** The node agent's part of StandaloneOptions, from its flags. */
-function agentOptions(values: AgentFlagValues): Pick<StandaloneOptions, 'nodeLabels' | 'nodeAddresses' | 'bgp' | 'l2'> {
+function agentOptions(values: AgentFlagValues): Pick<StandaloneOptions, 'nodeLabels' | 'nodeAddresses' | 'bgp' | 'l2' | 'kpr'> {
   const l2Enabled = values['l2-announcements'];
   if (l2Enabled !== 'true' && l2Enabled !== 'false') throw new UsageError(`--l2-announcements "${l2Enabled}": true or false`);
   if (values.bgp !== 'true' && values.bgp !== 'false') throw new UsageError(`--bgp "${values.bgp}": true or false`);
@@ -215,6 +239,7 @@ function agentOptions(values: AgentFlagValues): Pick<StandaloneOptions, 'nodeLab
     ...(values['node-labels'] !== undefined ? { nodeLabels: parseLabels(values['node-labels']) } : {}),
     ...(nodeIPs ? { nodeAddresses: nodeIPs } : {}),
     bgp: { enabled: values.bgp === 'true' },
+    kpr: kprOptions(values),
     l2: {
       enabled: l2Enabled === 'true',
       timing: {
@@ -225,6 +250,25 @@ function agentOptions(values: AgentFlagValues): Pick<StandaloneOptions, 'nodeLab
         marginMs: Math.round(l2LeaseMs / 5),
       },
     },
+  };
+}
+
+function kprOptions(values: AgentFlagValues): KprOptions {
+  const flag = values['kube-proxy-replacement'];
+  if (flag !== undefined && flag !== 'true' && flag !== 'false') throw new UsageError(`--kube-proxy-replacement "${flag}": true or false`);
+  const algorithm = values['bpf-lb-algorithm'];
+  if (algorithm !== 'random' && algorithm !== 'maglev') throw new UsageError(`--bpf-lb-algorithm "${algorithm}": random or maglev`);
+  const tableSize = Number(values['bpf-lb-maglev-table-size']);
+  if (!(MAGLEV_TABLE_SIZES as readonly number[]).includes(tableSize)) throw new UsageError(`--bpf-lb-maglev-table-size "${values['bpf-lb-maglev-table-size']}": one of the primes ${MAGLEV_TABLE_SIZES.join(', ')}`);
+  const mapMax = Number(values['bpf-lb-map-max']);
+  if (!Number.isInteger(mapMax) || mapMax < 16 || mapMax > 1 << 24) throw new UsageError(`--bpf-lb-map-max "${values['bpf-lb-map-max']}": an integer from 16 to ${1 << 24}`);
+  return {
+    enabled: flag === undefined ? undefined : flag === 'true',
+    bpfRoot: values['bpf-root'],
+    cgroupRoot: values['cgroup-root'],
+    maglevTableSize: tableSize,
+    lbMapMax: mapMax,
+    defaultAlgorithm: algorithm,
   };
 }
 
@@ -406,6 +450,7 @@ async function inspect(command: 'status' | 'services' | 'pools', args: string[],
       ['Store', `${s.store.backend} (${s.store.ok ? 'healthy' : 'unhealthy'}: ${s.store.message})`],
       ['Operator', s.roles.operator ? 'this node' : `${s.roles.operatorHolder ?? 'nobody yet'}`],
       ['L2', s.l2.enabled ? `announcing ${s.l2.announcing} IPs; live nodes: ${s.l2.liveNodes.join(', ') || 'none'}` : `off (${s.l2.reason})`],
+      ['KPR', s.kpr.enabled ? `socket-level load balancing: ${s.kpr.frontends} frontends, ${s.kpr.backends} backends` : `off (${s.kpr.reason})`],
       ['Services', `${s.counts.services} (${s.counts.satisfied} with IPs, ${s.counts.unsatisfied} waiting)`],
       ['Pools', String(s.counts.pools)],
       ['Uptime', `${s.uptimeSeconds}s`],
@@ -420,6 +465,18 @@ async function inspect(command: 'status' | 'services' | 'pools', args: string[],
     io.out(renderTable(['POOL', 'TOTAL', 'USED', 'AVAILABLE', 'DISABLED', 'CONFLICTING', 'MESSAGE'], rows));
   }
   return exit.ok;
+}
+
+/** The datapath commands; their failures (nothing pinned, unknown map, a BPF error) are one line. */
+async function kprCli(run: (m: typeof import('./kpr-cli.js')) => number, io: IO): Promise<number> {
+  const m = await import('./kpr-cli.js');
+  try {
+    return run(m);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code?.startsWith('ERR_PARSE_ARGS')) throw e;
+    io.err(`beacon: ${(e as Error).message.split('\n')[0]}\n`);
+    return exit.failed;
+  }
 }
 
 /** Kind names and short names users type, as kubectl accepts them. */

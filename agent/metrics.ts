@@ -39,6 +39,12 @@ export function createMetrics() {
     bgpRoutes: new Gauge({ name: 'beacon_bgp_routes', help: 'Prefixes advertised to and received from all peers (received ones are counted, never installed)', labelNames: ['direction'], registers: reg }),
     l2LeaseWrites: new Counter({ name: 'beacon_l2_lease_writes_total', help: 'Store writes made for L2 announcements (liveness lease renewals: the only ones)', registers: reg }),
     l2RenewFailures: new Counter({ name: 'beacon_l2_lease_renew_failures_total', help: 'Failed renewals of this node\'s L2 liveness lease', registers: reg }),
+    kprEnabled: new Gauge({ name: 'beacon_kpr_enabled', help: '1 while the eBPF kube-proxy replacement runs on this node; 0 with the reason as a label', labelNames: ['reason'], registers: reg }),
+    kprFrontends: new Gauge({ name: 'beacon_kpr_frontends', help: 'Frontends (address, port, protocol) programmed in the datapath', registers: reg }),
+    kprBackends: new Gauge({ name: 'beacon_kpr_backends', help: 'Backends programmed in the datapath', registers: reg }),
+    kprMapWrites: new Counter({ name: 'beacon_kpr_map_operations_total', help: 'Datapath map operations applied, by operation', labelNames: ['op'], registers: reg }),
+    kprProblems: new Gauge({ name: 'beacon_kpr_problems', help: 'Frontends not programmed or programmed with a fallback, by reason', labelNames: ['reason'], registers: reg }),
+    kprDatapath: new Gauge({ name: 'beacon_kpr_datapath_events', help: 'Datapath counters since the maps were created (connects and datagrams translated, refused, reverse translations)', labelNames: ['event'], registers: reg }),
   };
 }
 

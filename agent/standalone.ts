@@ -22,6 +22,8 @@ import { bgpKinds, startBGPRole, type BGPReflectors, type BGPRoleOptions } from 
 import { ConditionWriter } from './conditions.js';
 import { LeaderElector } from './election.js';
 import { fixedNodeLabels, nodeObjectLabels } from './kubernetes-node.js';
+import { KprAgent, kprOffReason, type KprOptions } from './kpr.js';
+import { followNodeAddresses } from './node-addresses.js';
 import { L2Announcer, type InterfaceSource, type L2Timing, type Responder } from './l2.js';
 import { serveLocalAPI, type PoolView, type ServiceView, type StatusView } from './local-api.js';
 import type { Logger } from './log.js';
@@ -47,6 +49,8 @@ export interface StandaloneOptions {
   /** This node's addresses for BGP (router ID, next hops); default: read from its interfaces. */
   nodeAddresses?: string[];
   bgp?: { enabled: boolean; speakerOptions?: BGPRoleOptions['speakerOptions'] };
+  /** The eBPF kube-proxy replacement; absent = off. */
+  kpr?: KprOptions;
   log: Logger;
 }
 
@@ -236,6 +240,9 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
     }
   }
 
+  const kprRole = roles.agent ? await startKpr(opts, services, slices, metrics) : { agent: undefined, off: 'this process does not run the node agent', stop: () => undefined };
+  const kpr = kprRole.agent;
+
   const stopFollowingLabels = nodeLabels.onChange(() => {
     l2?.nodeLabelsChanged();
     bgp?.schedule();
@@ -267,6 +274,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
       store: { backend: store.backend, ok: health.ok, message: health.message },
       roles: { operator: elector?.isLeader ?? false, operatorHolder: elector?.holder ?? null, agent: roles.agent },
       l2: l2 ? { enabled: true, liveNodes: [...l2.liveNodes], announcing: l2.announcements().filter((a) => a.reason === 'announcing').length } : { enabled: false, reason: l2Off ?? 'off' },
+      kpr: kpr ? { enabled: true, frontends: kpr.frontends, backends: kpr.backends } : { enabled: false, reason: kprRole.off ?? 'off' },
       counts: { pools: pools.items().length, services: svc.length, satisfied: svc.filter((s) => s.satisfied).length, unsatisfied: svc.filter((s) => !s.satisfied).length },
       uptimeSeconds: Math.round((Date.now() - started) / 1000),
       version,
@@ -323,7 +331,8 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
       // Hand the L2 share over first (successors answer before this node goes quiet), withdraw BGP
       // routes (or keep them at peers with graceful restart), then the operator lease.
       stopFollowingLabels();
-      await Promise.all([l2?.stop(), bgpRole.stop()]);
+      await Promise.all([l2?.stop(), bgpRole.stop(), kpr?.stop()]);
+      kprRole.stop();
       await elector?.stop(); // releases the lease so another process takes over at once
       for (const w of conditionWriters) w.stop();
       await operator?.stop(); // lets in-flight status writes finish
@@ -334,4 +343,41 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
       log.info('stopped');
     })());
   return { store, operator, elector, metrics, stop };
+}
+
+/**
+ * The kube-proxy replacement of this node, or why it is off: by flag, for lack of kernel
+ * support (probed first) or because the programs could not be loaded. Never fatal: the rest of
+ * the node agent runs either way, and status and metrics say why.
+ */
+async function startKpr(opts: StandaloneOptions, services: Reflector, slices: Reflector, metrics: Metrics): Promise<{ agent: KprAgent | undefined; off: string | undefined; stop(): void }> {
+  const log = opts.log.child({ role: 'kpr' });
+  const off = (reason: string) => {
+    metrics.kprEnabled.set({ reason }, 0);
+    return { agent: undefined, off: reason, stop: () => undefined };
+  };
+  if (!opts.kpr) return off('not configured');
+  const k = opts.kpr;
+  const { probeKernel, ensureCgroup2 } = await import('../bpf/index.js');
+  const reason = kprOffReason(k.enabled, probeKernel);
+  if (reason) {
+    if (k.enabled !== false) log.warn({ reason }, 'kube-proxy replacement is off');
+    return off(reason);
+  }
+  let agent: KprAgent | undefined;
+  try {
+    const { SocketDatapath } = await import('../kpr/datapath.js');
+    const cgroupRoot = k.cgroupRoot ?? ensureCgroup2();
+    const datapath = SocketDatapath.open({ bpfRoot: k.bpfRoot, cgroupRoot, maglevTableSize: k.maglevTableSize, lbMapMax: k.lbMapMax, warn: (m) => log.warn(m) });
+    const addresses = await followNodeAddresses(opts.nodeAddresses, () => agent?.nodeAddressesChanged());
+    agent = new KprAgent({ nodeName: opts.nodeName, nodeAddresses: addresses.get, services, slices, datapath, options: k, log, metrics });
+    agent.start();
+    metrics.kprEnabled.set({ reason: 'running' }, 1);
+    log.info({ bpfRoot: k.bpfRoot, cgroupRoot }, 'kube-proxy replacement running: socket-level load balancing');
+    return { agent, off: undefined, stop: addresses.stop };
+  } catch (e) {
+    const message = (e as Error).message;
+    log.error({ err: message }, 'kube-proxy replacement is off: the datapath could not be loaded');
+    return off(`cannot load the datapath: ${message.split('\n')[0]}`);
+  }
 }

@@ -7,6 +7,9 @@ export const ServicePort = Type.Object({
   name: Type.Optional(Type.String()),
   port: Type.Integer({ minimum: 1, maximum: 65535 }),
   protocol: Type.Optional(Type.Union([Type.Literal('TCP'), Type.Literal('UDP'), Type.Literal('SCTP')])),
+  // A number, or the name of a container port (IANA_SVC_NAME); the datapath takes the number from the EndpointSlice.
+  targetPort: Type.Optional(Type.Union([Type.Integer({ minimum: 1, maximum: 65535 }), Type.String()])),
+  nodePort: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535 })),
 });
 export type ServicePort = Static<typeof ServicePort>;
 
@@ -27,6 +30,13 @@ export const ServiceSpec = Type.Object({
   internalTrafficPolicy: Type.Optional(Type.Union([Type.Literal('Cluster'), Type.Literal('Local')])),
   clusterIP: Type.Optional(Type.String()),
   clusterIPs: Type.Optional(Type.Array(Type.String(), { maxItems: 2 })),
+  sessionAffinity: Type.Optional(Type.Union([Type.Literal('None'), Type.Literal('ClientIP')])),
+  sessionAffinityConfig: Type.Optional(
+    Type.Object({
+      clientIP: Type.Optional(Type.Object({ timeoutSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 86400 })) })),
+    }),
+  ),
+  healthCheckNodePort: Type.Optional(Type.Integer()),
 });
 export type ServiceSpec = Static<typeof ServiceSpec>;
 

@@ -1,0 +1,443 @@
+// The datapath's state (what the BPF maps hold, without byte layout) and the planner that turns
+// desired frontends into the ordered map writes that reach them. Pure: the current state is only
+// read; the result is the ops, the delta to apply once they are written, and problems as data.
+//
+// Write order (no lookup ever meets a missing backend or slot, whatever op it runs between):
+//   1. upsert new/changed backends     2. write slots / Maglev tables of new/changed services
+//   3. upsert service entries (count)  4. delete services that are gone
+//   5. delete slots beyond the count, Maglev tables no longer used   6. delete unreferenced backends
+// Ids released by a plan are reused only by a later plan: the released entry still lives until
+// steps 4-6, so reusing it in steps 1-3 would point a live service at someone else's backends.
+import { isPrime, maglevTable } from './maglev.js';
+import {
+  backendKey,
+  endpointSortKey,
+  frontendKey,
+  sortByKey,
+  type Algorithm,
+  type Backend,
+  type BackendState,
+  type Frontend,
+  type FrontendType,
+  type Problem,
+  type Protocol,
+} from './model.js';
+
+export interface FrontendAddress {
+  readonly address: string;
+  readonly port: number;
+  readonly protocol: Protocol;
+}
+
+export interface DatapathService {
+  readonly id: number;
+  readonly frontend: FrontendAddress;
+  readonly type: FrontendType;
+  readonly algorithm: Algorithm;
+  /** 0 = no session affinity. */
+  readonly affinityTimeoutSeconds: number;
+  /** Backend ids by slot (slot i + 1 holds slots[i]); the count is the length; 0 = a hole to repair. */
+  readonly slots: readonly number[];
+  /** Backend id per table entry; present for Maglev services with at least one backend. */
+  readonly maglev?: Uint32Array;
+}
+
+export interface DatapathBackend {
+  readonly id: number;
+  readonly address: string;
+  readonly port: number;
+  readonly protocol: Protocol;
+  readonly state: BackendState;
+}
+
+export interface DatapathState {
+  /** Keyed by frontendKey. */
+  readonly services: Map<string, DatapathService>;
+  readonly backends: Map<number, DatapathBackend>;
+}
+
+export type Op =
+  | { op: 'upsertBackend'; backend: DatapathBackend }
+  | { op: 'setSlots'; serviceId: number; slots: { slot: number; backendId: number }[] }
+  | { op: 'setMaglev'; serviceId: number; table: Uint32Array }
+  | { op: 'upsertService'; service: DatapathService }
+  | { op: 'deleteService'; key: string; service: DatapathService }
+  | { op: 'deleteSlots'; serviceId: number; slots: number[] }
+  | { op: 'deleteMaglev'; serviceId: number }
+  | { op: 'deleteBackend'; id: number };
+
+export interface PlanOptions {
+  readonly maglevTableSize: number;
+  /** Entries the service map holds: a plan needs room for current + new services (deletions come last). */
+  readonly maxServices?: number;
+  /** Entries the backend map holds, counted the same way. */
+  readonly maxBackends?: number;
+}
+
+/** What a plan changes: a new value per touched key, undefined for a deletion. */
+export interface DatapathDelta {
+  readonly services: Map<string, DatapathService | undefined>;
+  readonly backends: Map<number, DatapathBackend | undefined>;
+}
+
+export interface DatapathPlan {
+  readonly ops: Op[];
+  readonly delta: DatapathDelta;
+  readonly problems: Problem[];
+}
+
+export const emptyDatapathState = (): DatapathState => ({ services: new Map(), backends: new Map() });
+
+// ---- the index: derived data that makes a one-service change O(its backends) -------------------
+
+/** Ids in use; every id below `lowest` is used, so the lowest free id is found by a short scan. */
+interface IdPool {
+  readonly used: { has(id: number): boolean };
+  lowest: number;
+}
+
+interface Index {
+  /** Backend identity → its id. */
+  readonly byIdentity: Map<string, number>;
+  /** Backend id → how many services reference it (slots or Maglev table). */
+  readonly refs: Map<number, number>;
+  readonly serviceIds: IdPool & { readonly used: Set<number> };
+  /** Backed by the state's backend map, which is keyed by id. */
+  readonly backendIds: IdPool;
+  serviceCount: number;
+  backendCount: number;
+}
+
+const indexes = new WeakMap<DatapathState, Index>();
+
+const noIds: readonly number[] = [];
+
+/** The ids a service references, each once (a planned service's slots are already unique). */
+function referenced(service: DatapathService | undefined): readonly number[] {
+  if (service === undefined) return noIds;
+  if (service.maglev === undefined && !service.slots.includes(0) && new Set(service.slots).size === service.slots.length) return service.slots;
+  const ids = new Set(service.slots);
+  if (service.maglev) for (const id of service.maglev) ids.add(id);
+  ids.delete(0);
+  return [...ids];
+}
+
+const settle = (pool: IdPool): void => {
+  while (pool.used.has(pool.lowest)) pool.lowest++;
+};
+
+function buildIndex(state: DatapathState): Index {
+  const index: Index = {
+    byIdentity: new Map(),
+    refs: new Map(),
+    serviceIds: { used: new Set(), lowest: 1 },
+    backendIds: { used: state.backends, lowest: 1 },
+    serviceCount: state.services.size,
+    backendCount: state.backends.size,
+  };
+  for (const service of state.services.values()) {
+    index.serviceIds.used.add(service.id);
+    for (const id of referenced(service)) index.refs.set(id, (index.refs.get(id) ?? 0) + 1);
+  }
+  // Should an adopted state hold one identity twice, keep the referenced id, then the lowest.
+  const preference = (id: number): number => (index.refs.has(id) ? 0 : 2 ** 32) + id;
+  for (const backend of state.backends.values()) {
+    const identity = backendKey(backend);
+    const known = index.byIdentity.get(identity);
+    if (known === undefined || preference(backend.id) < preference(known)) index.byIdentity.set(identity, backend.id);
+  }
+  settle(index.serviceIds);
+  settle(index.backendIds);
+  return index;
+}
+
+/** The cached index of a state, rebuilt when the state was changed other than through applyDelta. */
+function indexOf(state: DatapathState): Index {
+  const cached = indexes.get(state);
+  if (cached && cached.serviceCount === state.services.size && cached.backendCount === state.backends.size) return cached;
+  const index = buildIndex(state);
+  indexes.set(state, index);
+  return index;
+}
+
+/**
+ * Applies a plan's delta to the state in place, in O(delta): call it once the plan's ops are
+ * written. Change a state only through this function, or planDatapathChanges may misjudge it.
+ */
+export function applyDelta(state: DatapathState, delta: DatapathDelta): void {
+  const index = indexes.get(state);
+  for (const [key, service] of delta.services) {
+    const old = state.services.get(key);
+    if (index) {
+      for (const id of referenced(old)) {
+        const left = (index.refs.get(id) ?? 0) - 1;
+        if (left > 0) index.refs.set(id, left);
+        else index.refs.delete(id);
+      }
+      for (const id of referenced(service)) index.refs.set(id, (index.refs.get(id) ?? 0) + 1);
+      if (old && old.id !== service?.id) {
+        index.serviceIds.used.delete(old.id);
+        release(index.serviceIds, old.id);
+      }
+      if (service) index.serviceIds.used.add(service.id);
+    }
+    if (service) state.services.set(key, service);
+    else state.services.delete(key);
+  }
+  for (const [id, backend] of delta.backends) {
+    const old = state.backends.get(id);
+    if (index) {
+      if (old && index.byIdentity.get(backendKey(old)) === id) index.byIdentity.delete(backendKey(old));
+      if (backend && !index.byIdentity.has(backendKey(backend))) index.byIdentity.set(backendKey(backend), id);
+    }
+    if (backend) state.backends.set(id, backend);
+    else state.backends.delete(id);
+    if (index && !backend) release(index.backendIds, id);
+  }
+  if (index) {
+    settle(index.serviceIds);
+    settle(index.backendIds);
+    index.serviceCount = state.services.size;
+    index.backendCount = state.backends.size;
+  }
+}
+
+/** Lets the next search start at a freed id. */
+function release(pool: IdPool, id: number): void {
+  if (id < pool.lowest) pool.lowest = id;
+}
+
+// ---- planning -------------------------------------------------------------------------------------
+
+/** The full plan: desired frontends against the whole current state (any state, e.g. adopted after a restart). */
+export function planDatapath(current: DatapathState, frontends: readonly Frontend[], opts: PlanOptions): DatapathPlan & { next: DatapathState } {
+  const desired = new Map<string, Frontend>();
+  const problems: Problem[] = [];
+  for (const frontend of frontends) {
+    const key = frontendKey(frontend);
+    if (!desired.has(key)) desired.set(key, frontend);
+    else problems.push({ service: frontend.service, reason: 'duplicate_frontend', message: `${key} is given twice; the first is used` });
+  }
+  const changes = new Map<string, Frontend | undefined>(desired);
+  for (const key of current.services.keys()) if (!desired.has(key)) changes.set(key, undefined);
+  const plan = planChanges(current, changes, opts, true);
+  const next: DatapathState = { services: new Map(current.services), backends: new Map(current.backends) };
+  applyDelta(next, plan.delta);
+  return { ...plan, problems: [...problems, ...plan.problems], next };
+}
+
+/**
+ * Plans only the given frontends (undefined = gone), plus the deletion of the backends they
+ * release: O(their backends) once the state's index exists. Same ordering and ids as planDatapath
+ * would give for the same change; apply the returned delta with applyDelta after the ops.
+ */
+export function planDatapathChanges(current: DatapathState, changed: ReadonlyMap<string, Frontend | undefined>, opts: PlanOptions): DatapathPlan {
+  return planChanges(current, changed, opts, false);
+}
+
+function planChanges(
+  current: DatapathState,
+  changed: ReadonlyMap<string, Frontend | undefined>,
+  opts: PlanOptions,
+  collectAll: boolean,
+): DatapathPlan {
+  if (!isPrime(opts.maglevTableSize)) throw new RangeError(`Maglev table size ${opts.maglevTableSize} is not a prime`);
+  const index = indexOf(current);
+  const maxServices = opts.maxServices ?? Infinity;
+  const maxBackends = opts.maxBackends ?? Infinity;
+  const problems: Problem[] = [];
+  const delta: DatapathDelta = { services: new Map(), backends: new Map() };
+  const steps = { slots: [] as Op[], services: [] as Op[], deletes: [] as Op[], cleanup: [] as Op[] };
+  const refChanges = new Map<number, number>();
+  // Only backends that exist now can become unreferenced; the ones this plan adds are referenced.
+  const count = (ids: readonly number[], by: number): void => {
+    for (const id of ids) if (current.backends.has(id)) refChanges.set(id, (refChanges.get(id) ?? 0) + by);
+  };
+  const newIds = new Map<string, number>(); // identities given an id by this plan
+  const nextServiceId = allocator(index.serviceIds);
+  const nextBackendId = allocator(index.backendIds);
+  let newServices = 0;
+  const tables = new Map<string, Uint32Array>();
+
+  // Frontends in address order, so ids are handed out the same way by a full and a partial plan.
+  const work = sortByKey([...changed], ([key, frontend]) => (frontend ? endpointSortKey(frontend) : key));
+  for (const [key, frontend] of work) {
+    const old = current.services.get(key);
+    if (frontend === undefined) {
+      if (old === undefined) continue;
+      delta.services.set(key, undefined);
+      steps.deletes.push({ op: 'deleteService', key, service: old });
+      if (old.slots.length > 0) steps.cleanup.push({ op: 'deleteSlots', serviceId: old.id, slots: range(1, old.slots.length) });
+      if (old.maglev) steps.cleanup.push({ op: 'deleteMaglev', serviceId: old.id });
+      count(referenced(old), -1);
+      continue;
+    }
+
+    // Backend ids of the selected endpoints; new identities are counted before any id is taken.
+    const picked = new Map<string, { backend: Backend; id: number | undefined }>();
+    let missing = 0;
+    for (const backend of frontend.selected) {
+      const identity = backendKey(backend);
+      if (picked.has(identity)) continue;
+      const id = index.byIdentity.get(identity) ?? newIds.get(identity);
+      picked.set(identity, { backend, id });
+      if (id === undefined) missing++;
+    }
+    const full =
+      !old && current.services.size + newServices + 1 > maxServices ? 'service' : current.backends.size + newIds.size + missing > maxBackends ? 'backend' : undefined;
+    if (full) {
+      problems.push({ service: frontend.service, reason: 'map_full', message: `${key} is not programmed: the ${full} map is full` });
+      continue;
+    }
+    const identities = [...picked.keys()];
+    const slotIds = [...picked].map(([identity, { backend, id }]) => {
+      if (id === undefined) newIds.set(identity, (id = nextBackendId()));
+      const known = delta.backends.get(id) ?? current.backends.get(id);
+      if (known?.state !== backend.state) {
+        delta.backends.set(id, { id, address: backend.address, port: backend.port, protocol: backend.protocol, state: backend.state });
+      }
+      return id;
+    });
+
+    let algorithm = frontend.algorithm;
+    if (algorithm === 'maglev' && slotIds.length >= opts.maglevTableSize) {
+      problems.push({ service: frontend.service, reason: 'maglev_table_too_small', message: `${key} has ${slotIds.length} backends, more than a Maglev table of ${opts.maglevTableSize} holds; using random` });
+      algorithm = 'random';
+    }
+    const { slots, writes } = layoutSlots(old?.slots ?? [], slotIds);
+    const table = algorithm === 'maglev' && slotIds.length > 0 ? maglevOf(identities, slotIds, opts.maglevTableSize, tables) : undefined;
+    const maglev = table && old?.maglev && sameTable(old.maglev, table) ? old.maglev : table;
+    const maglevChanged = maglev !== undefined && maglev !== old?.maglev;
+    const affinityTimeoutSeconds = frontend.affinityTimeoutSeconds ?? 0;
+    const entryChanged =
+      !old ||
+      old.type !== frontend.type ||
+      old.algorithm !== algorithm ||
+      old.affinityTimeoutSeconds !== affinityTimeoutSeconds ||
+      old.slots.length !== slots.length;
+    const maglevDropped = old?.maglev !== undefined && maglev === undefined;
+    if (!entryChanged && writes.length === 0 && !maglevChanged && !maglevDropped) continue;
+
+    let id = old?.id;
+    if (id === undefined) {
+      id = nextServiceId();
+      newServices++;
+    }
+    const service: DatapathService = {
+      id,
+      frontend: { address: frontend.address, port: frontend.port, protocol: frontend.protocol },
+      type: frontend.type,
+      algorithm,
+      affinityTimeoutSeconds,
+      slots,
+      ...(maglev ? { maglev } : {}),
+    };
+    delta.services.set(key, service);
+    if (writes.length > 0) steps.slots.push({ op: 'setSlots', serviceId: id, slots: writes });
+    if (maglevChanged) steps.slots.push({ op: 'setMaglev', serviceId: id, table: maglev });
+    if (entryChanged) steps.services.push({ op: 'upsertService', service });
+    if (old && old.slots.length > slots.length) steps.cleanup.push({ op: 'deleteSlots', serviceId: id, slots: range(slots.length + 1, old.slots.length) });
+    if (maglevDropped) steps.cleanup.push({ op: 'deleteMaglev', serviceId: id });
+    count(referenced(old), -1);
+    count(referenced(service), +1);
+  }
+
+  // Backends nobody references any more; a full plan also collects those an adopted state left unreferenced.
+  const unreferenced = new Set<number>();
+  for (const [id, change] of refChanges) if (change < 0 && (index.refs.get(id) ?? 0) + change <= 0) unreferenced.add(id);
+  if (collectAll) for (const id of current.backends.keys()) if (!index.refs.has(id) && !refChanges.has(id)) unreferenced.add(id);
+  const deletions = [...unreferenced].filter((id) => current.backends.has(id)).sort((a, b) => a - b);
+  for (const id of deletions) delta.backends.set(id, undefined);
+
+  const upserts = [...delta.backends.values()].filter((b) => b !== undefined).sort((a, b) => a.id - b.id);
+  const ops: Op[] = [
+    ...upserts.map((backend): Op => ({ op: 'upsertBackend', backend })),
+    ...steps.slots,
+    ...steps.services,
+    ...steps.deletes,
+    ...steps.cleanup,
+    ...deletions.map((id): Op => ({ op: 'deleteBackend', id })),
+  ];
+  return { ops, delta, problems };
+}
+
+/** Hands out the lowest ids not in use, in increasing order, without touching the pool. */
+function allocator(pool: IdPool): () => number {
+  let candidate = pool.lowest;
+  return () => {
+    while (pool.used.has(candidate)) candidate++;
+    return candidate++;
+  };
+}
+
+const range = (from: number, to: number): number[] => Array.from({ length: to - from + 1 }, (_, i) => from + i);
+
+/**
+ * Slots for the wanted backends that rewrite as few slots as possible: a backend already in a
+ * slot within the new count stays there, the others fill the free slots in selection order.
+ */
+function layoutSlots(old: readonly number[], wanted: readonly number[]): { slots: readonly number[]; writes: { slot: number; backendId: number }[] } {
+  if (old.length === wanted.length && old.every((id, i) => id === wanted[i])) return { slots: old, writes: [] };
+  const want = new Set(wanted);
+  const slots = new Array<number>(wanted.length).fill(0);
+  const placed = new Set<number>();
+  for (let i = 0; i < Math.min(old.length, wanted.length); i++) {
+    const id = old[i]!;
+    if (want.has(id) && !placed.has(id)) {
+      slots[i] = id;
+      placed.add(id);
+    }
+  }
+  const writes: { slot: number; backendId: number }[] = [];
+  let free = 0;
+  for (const id of wanted) {
+    if (placed.has(id)) continue;
+    while (slots[free] !== 0) free++;
+    slots[free] = id;
+    writes.push({ slot: free + 1, backendId: id });
+  }
+  return { slots, writes };
+}
+
+/** The Maglev table as backend ids; services with the same backends share one table per plan. */
+function maglevOf(identities: readonly string[], ids: readonly number[], size: number, cache: Map<string, Uint32Array>): Uint32Array {
+  const cacheKey = [...identities].sort().join(' ');
+  let table = cache.get(cacheKey);
+  if (table === undefined) {
+    table = maglevTable(identities, size);
+    for (let j = 0; j < table.length; j++) table[j] = ids[table[j]!]!;
+    cache.set(cacheKey, table);
+  }
+  return table;
+}
+
+function sameTable(a: Uint32Array, b: Uint32Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+// ---- display ---------------------------------------------------------------------------------------
+
+export interface ServiceDescription {
+  frontend: string;
+  type: FrontendType;
+  algorithm: Algorithm;
+  backends: { address: string; port: number; state: BackendState }[];
+}
+
+/** What `beacon kpr services -o json` prints: frontends in address order, backends in identity order. */
+export function describeServices(state: DatapathState): ServiceDescription[] {
+  return sortByKey([...state.services.values()], (s) => endpointSortKey(s.frontend)).map((service) => ({
+    frontend: frontendKey(service.frontend),
+    type: service.type,
+    algorithm: service.algorithm,
+    backends: sortByKey(
+      service.slots.flatMap((id) => {
+        const backend = state.backends.get(id);
+        return backend ? [backend] : [];
+      }),
+      endpointSortKey,
+    ).map(({ address, port, state }) => ({ address, port, state })),
+  }));
+}
