@@ -36,7 +36,7 @@ export interface KprOptions {
 }
 
 /** The datapath as the agent needs it: an interface so unit tests run without a kernel. */
-export type Datapath = Pick<SocketDatapath, 'apply' | 'read' | 'stats' | 'close'>;
+export type Datapath = Pick<SocketDatapath, 'apply' | 'read' | 'adopt' | 'stats' | 'close'>;
 
 export interface KprDeps {
   nodeName: string;
@@ -78,7 +78,7 @@ export class KprAgent {
 
   /** Adopts what the maps hold (a restart writes only real differences) and starts following. */
   start(): void {
-    this.state = this.deps.datapath.read();
+    this.state = this.deps.datapath.adopt();
     this.deps.log.info({ frontends: this.state.services.size, backends: this.state.backends.size }, 'datapath adopted');
     this.reindexSlices();
     this.unsubscribe = [

@@ -47,7 +47,7 @@ describe('installObjects', () => {
   });
 
   it('refuses unknown keys and bad values with a message that names them', () => {
-    expect(() => installObjects({ set: { replicas: '3' } })).toThrow(/unknown --set key "replicas" \(known: image, operator\.replicas, agent\.l2, agent\.bgp, logLevel\)/);
+    expect(() => installObjects({ set: { replicas: '3' } })).toThrow(/unknown --set key "replicas" \(known: image, operator\.replicas, agent\.l2, agent\.bgp, agent\.kubeProxyReplacement, logLevel\)/);
     expect(() => installObjects({ set: { 'operator.replicas': '0' } })).toThrow(/operator\.replicas=0/);
     expect(() => installObjects({ set: { 'agent.bgp': 'yes' } })).toThrow(/agent\.bgp=yes: true or false/);
     expect(() => installObjects({ set: { logLevel: 'loud' } })).toThrow(/logLevel=loud/);

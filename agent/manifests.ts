@@ -52,6 +52,7 @@ export const setKeys = {
   },
   'agent.l2': (v: string) => bool('agent.l2', v),
   'agent.bgp': (v: string) => bool('agent.bgp', v),
+  'agent.kubeProxyReplacement': (v: string) => bool('agent.kubeProxyReplacement', v),
   logLevel: (v: string) => {
     if (!logLevels.includes(v)) throw new ManifestError(`--set logLevel=${v}: one of ${logLevels.join(', ')}`);
     return v;
@@ -65,6 +66,7 @@ interface Settings {
   replicas: number;
   l2: boolean;
   bgp: boolean;
+  kpr: boolean;
   logLevel: string;
 }
 
@@ -76,6 +78,7 @@ function settings(image: string, set: Record<string, string>): Settings {
     replicas: set['operator.replicas'] === undefined ? 2 : setKeys['operator.replicas'](set['operator.replicas']),
     l2: set['agent.l2'] === undefined ? true : setKeys['agent.l2'](set['agent.l2']),
     bgp: set['agent.bgp'] === undefined ? true : setKeys['agent.bgp'](set['agent.bgp']),
+    kpr: set['agent.kubeProxyReplacement'] === undefined ? true : setKeys['agent.kubeProxyReplacement'](set['agent.kubeProxyReplacement']),
     logLevel: set.logLevel === undefined ? 'info' : setKeys.logLevel(set.logLevel),
   };
 }
@@ -230,6 +233,10 @@ function agent(ns: string, s: Settings): KubeObject[] {
                 String(s.l2),
                 '--bgp',
                 String(s.bgp),
+                '--kube-proxy-replacement',
+                String(s.kpr),
+                '--cgroup-root',
+                '/host/sys/fs/cgroup',
                 '--log-level',
                 s.logLevel,
               ],

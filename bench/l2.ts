@@ -74,7 +74,7 @@ spec: {type: LoadBalancer, ports: [{port: 80}]}
 `);
     const start = async (n: Node) => {
       n.proc = await n.host.spawn(`${n.name}-${++n.starts}`, process.execPath, [
-        beaconBin, 'standalone', '--node-name', n.name, '--manifests', manifests, '--state-dir', join(dir, 'state'),
+        beaconBin, 'standalone', '--kube-proxy-replacement', 'false', '--node-name', n.name, '--manifests', manifests, '--state-dir', join(dir, 'state'),
         '--socket', join(dir, `${n.name}.sock`), '--metrics-addr', '127.0.0.1:9464', '--log-level', process.env.BEACON_KEEP_LOGS === '1' ? 'info' : 'warn',
       ]);
     };

@@ -591,7 +591,7 @@ async function runStore(store: 'embedded' | 'etcd', work: string): Promise<Store
   let etcd: EtcdServer | undefined;
   let b: Beacon | undefined;
   try {
-    const common = ['standalone', '--node-name', 'bench-1', '--socket', socket, '--metrics-addr', metricsAddr, '--lease-duration', '5s', '--l2-announcements', 'false'];
+    const common = ['standalone', '--kube-proxy-replacement', 'false', '--node-name', 'bench-1', '--socket', socket, '--metrics-addr', metricsAddr, '--lease-duration', '5s', '--l2-announcements', 'false'];
     let storeArgs: string[];
     let applyAll: StoreRun['applyAll'];
     const etcdArgs = (): string[] => ['--etcd-endpoints', etcd!.endpoint, '--etcd-prefix', '/beacon-bench'];

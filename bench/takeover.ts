@@ -23,7 +23,7 @@ interface Proc {
 }
 
 function startProc(name: string, args: string[]): Proc {
-  const child = spawn(process.execPath, [beaconBin, 'standalone', '--node-name', name, '--lease-duration', `${leaseSeconds}s`, '--l2-announcements', 'false', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const child = spawn(process.execPath, [beaconBin, 'standalone', '--kube-proxy-replacement', 'false', '--node-name', name, '--lease-duration', `${leaseSeconds}s`, '--l2-announcements', 'false', ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   const proc: Proc = { name, child, taken: [] };
   let buf = '';
   child.stderr.on('data', (d: Buffer) => {

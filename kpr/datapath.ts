@@ -246,7 +246,29 @@ export class SocketDatapath {
     }
   }
 
-  /** The maps read back as the planner's state: what a restarted agent adopts. */
+  /**
+   * read(), after deleting what the planner's state cannot express and so would never delete:
+   * slots beyond a service's count and slots or Maglev tables of service ids no frontend has
+   * (left by a crash between writes). A restarted agent starts from this.
+   */
+  adopt(): DatapathState {
+    const state = this.read();
+    const counts = new Map([...state.services.values()].map((s) => [s.id, s]));
+    const strays: Buffer[] = [];
+    for (const key of this.maps.slots.keys()) {
+      const { serviceId, slot } = decodeSlotKey(key);
+      const service = counts.get(serviceId);
+      if (!service || slot > service.slots.length) strays.push(key);
+    }
+    if (strays.length > 0) this.maps.slots.deleteBatch(Buffer.concat(strays));
+    for (const key of this.maps.maglev.keys()) {
+      const service = counts.get(decodeU32(key));
+      if (service?.algorithm !== 'maglev') this.maps.maglev.delete(key);
+    }
+    return state;
+  }
+
+  /** The maps read back as the planner's state. */
   read(): DatapathState {
     const m = this.maps;
     const backends = new Map<number, DatapathBackend>();

@@ -64,7 +64,7 @@ describe('BGP through beacon standalone, with BIRD as the router', { timeout: 18
 
   async function start(): Promise<void> {
     beaconProc = await node.spawn(`beacon-${++starts}`, process.execPath, [
-      beaconBin, 'standalone', '--node-name', 'node-1', '--node-labels', 'bgp=on', '--manifests', join(dir, 'manifests'),
+      beaconBin, 'standalone', '--kube-proxy-replacement', 'false', '--node-name', 'node-1', '--node-labels', 'bgp=on', '--manifests', join(dir, 'manifests'),
       '--state-dir', join(dir, 'state'), '--socket', sock(), '--l2-announcements', 'false',
     ]);
     await beaconProc.waitForLog('beacon standalone started', 20_000);

@@ -131,7 +131,7 @@ describe('Kubernetes mode: beacon operator and beacon agent on the API server', 
     const node = { apiVersion: 'v1', kind: 'Node', metadata: { name: 'node-a', labels: { zone: 'a' } } };
     expect((await server.request('POST', '/api/v1/nodes', node)).status).toBe(201);
     const metricsPort = await freePort();
-    const agent = new BeaconProcess('node-a', ['agent', '--node-name', 'node-a', '--kubeconfig', kubeconfig, '--socket', sock('node-a'), '--metrics-addr', `127.0.0.1:${metricsPort}`, '--l2-announcements', 'false', '--bgp', 'false']);
+    const agent = new BeaconProcess('node-a', ['agent', '--kube-proxy-replacement', 'false', '--node-name', 'node-a', '--kubeconfig', kubeconfig, '--socket', sock('node-a'), '--metrics-addr', `127.0.0.1:${metricsPort}`, '--l2-announcements', 'false', '--bgp', 'false']);
     await eventually(async () => expect((await fetch(`http://127.0.0.1:${metricsPort}/readyz`)).status).toBe(200), 15_000, 'agent ready');
     expect(status('node-a')).toMatchObject({ node: 'node-a', roles: { operator: false, agent: true }, store: { backend: 'kubernetes', ok: true } });
     const text = beacon('status', '--socket', sock('node-a')).out;
@@ -156,7 +156,7 @@ describe('Kubernetes mode: beacon operator and beacon agent on the API server', 
   });
 
   it('runs beacon standalone on the Kubernetes store: agent and operator candidate in one process', async () => {
-    const both = new BeaconProcess('both', ['standalone', '--store', 'kubernetes', '--kubeconfig', kubeconfig, '--node-name', 'both', '--socket', sock('both'), '--l2-announcements', 'false', '--bgp', 'false', '--node-labels', 'zone=a']);
+    const both = new BeaconProcess('both', ['standalone', '--kube-proxy-replacement', 'false', '--store', 'kubernetes', '--kubeconfig', kubeconfig, '--node-name', 'both', '--socket', sock('both'), '--l2-announcements', 'false', '--bgp', 'false', '--node-labels', 'zone=a']);
     await eventually(() => expect(status('both')).toMatchObject({ node: 'both', roles: { operator: false, operatorHolder: holder, agent: true }, store: { backend: 'kubernetes', ok: true } }), 15_000);
     expect((await both.stop()).code).toBe(0);
   });

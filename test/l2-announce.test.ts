@@ -57,7 +57,7 @@ describe('L2 announcements on a bridge (real kernel, arping, ndisc6)', { timeout
 
   async function start(n: Node): Promise<void> {
     n.proc = await n.host.spawn(`${n.name}-${++starts}`, process.execPath, [
-      beaconBin, 'standalone', '--node-name', n.name, '--manifests', join(dir, 'manifests'), '--state-dir', join(dir, 'state'),
+      beaconBin, 'standalone', '--kube-proxy-replacement', 'false', '--node-name', n.name, '--manifests', join(dir, 'manifests'), '--state-dir', join(dir, 'state'),
       '--socket', socket(n), '--lease-duration', '2s', '--node-labels', `zone=${n.name === 'n3' ? 'b' : 'a'}`,
     ]);
     await n.proc.waitForLog('beacon standalone started', 20_000);

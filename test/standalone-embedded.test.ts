@@ -45,7 +45,7 @@ spec:
 const put = (file: string, text: string) => writeFileSync(join(manifests, file), text);
 
 function start(node: string, socket = join(dir, `${node}.sock`), extra: string[] = []): BeaconProcess {
-  return new BeaconProcess(node, ['standalone', '--node-name', node, '--manifests', manifests, '--state-dir', state, '--socket', socket, '--lease-duration', '2s', '--l2-announcements', 'false', ...extra]);
+  return new BeaconProcess(node, ['standalone', '--kube-proxy-replacement', 'false', '--node-name', node, '--manifests', manifests, '--state-dir', state, '--socket', socket, '--lease-duration', '2s', '--l2-announcements', 'false', ...extra]);
 }
 
 const services = (socket: string): ServiceView[] => {

@@ -43,7 +43,7 @@ describe('beacon standalone on etcd', { timeout: 120_000 }, () => {
   let prefix = '';
   const sock = (n: string) => join(dir, `${prefix.replace(/\//g, '_')}-${n}.sock`);
   const start = (n: string) =>
-    new BeaconProcess(n, ['standalone', '--node-name', n, '--store', 'etcd', '--etcd-endpoints', etcd.endpoint, '--etcd-prefix', prefix, '--socket', sock(n), '--lease-duration', '3s', '--l2-announcements', 'false']);
+    new BeaconProcess(n, ['standalone', '--kube-proxy-replacement', 'false', '--node-name', n, '--store', 'etcd', '--etcd-endpoints', etcd.endpoint, '--etcd-prefix', prefix, '--socket', sock(n), '--lease-duration', '3s', '--l2-announcements', 'false']);
   const cli = (...args: string[]) => beacon(...args, '--etcd-endpoints', etcd.endpoint, '--etcd-prefix', prefix);
   const status = (n: string) => JSON.parse(beacon('status', '-o', 'json', '--socket', sock(n)).out) as Status;
   const ips = (n: string) => Object.fromEntries((JSON.parse(beacon('services', '-o', 'json', '--socket', sock(n)).out) as { name: string; ips: string[] }[]).map((s) => [s.name, s.ips.join(',')]));
