@@ -135,6 +135,16 @@ describe('socket-level load balancing (cgroup hooks on the real kernel)', { time
     put('sticky-v4.yaml', slice('sticky-v4', 'sticky', 'IPv4', [{ ip: '198.18.0.2' }, { ip: '198.18.0.3' }]));
     put('empty.yaml', service('empty', ['198.18.100.12']));
     put('empty-v4.yaml', slice('empty-v4', 'empty', 'IPv4', [{ ip: '198.18.0.2', ready: false }]));
+    put('pool.yaml', 'apiVersion: beacon.io/v1alpha1\nkind: LoadBalancerIPPool\nmetadata: {name: lan}\nspec:\n  blocks: [{cidr: 198.18.200.0/30}]\n');
+    put('lb.yaml', `apiVersion: v1
+kind: Service
+metadata: {name: lb, namespace: shop}
+spec:
+  type: LoadBalancer
+  clusterIP: 198.18.100.20
+  ports: [{name: http, port: 80, protocol: TCP, nodePort: 30080}]
+`);
+    put('lb-v4.yaml', slice('lb-v4', 'lb', 'IPv4', [{ ip: '198.18.0.4' }]));
     put('maglev.yaml', service('maglev', ['198.18.100.13'], '', '{beacon.io/lb-algorithm: maglev}'));
     put('maglev-v4.yaml', slice('maglev-v4', 'maglev', 'IPv4', [{ ip: '198.18.0.2' }, { ip: '198.18.0.3' }, { ip: '198.18.0.4' }]));
     startAgent();
@@ -182,6 +192,19 @@ describe('socket-level load balancing (cgroup hooks on the real kernel)', { time
     const maglev = await run<TcpResult>(['tcp', '198.18.100.13', 80, 60]);
     expect(maglev.errors).toEqual({});
     expect(Object.keys(maglev.names).sort()).toEqual(['be1', 'be2', 'be3']);
+  });
+
+  it('balances the LoadBalancer IP LB-IPAM assigned and the NodePort on the node address', async () => {
+    const lbIP = await eventually(() => {
+      const ip = kprServices().find((s) => s.type === 'LoadBalancer')?.frontend.split(':')[0];
+      expect(ip).toMatch(/^198\.18\.200\./);
+      return ip!;
+    }, 20_000, 'LoadBalancer frontend');
+    for (const [ip, port] of [[lbIP, 80], ['198.18.0.1', 30080], ['198.18.100.20', 80]] as const) {
+      const r = await run<TcpResult>(['tcp', ip, port, 5]);
+      expect(r).toMatchObject({ errors: {}, names: { be3: 5 }, peers: [`${ip}:${port}`] });
+    }
+    expect(kprServices().filter((s) => s.backends[0]?.address === '198.18.0.4' && s.frontend.endsWith('/TCP')).map((s) => s.type).sort()).toEqual(['ClusterIP', 'LoadBalancer', 'NodePort']);
   });
 
   it('refuses connections to a service without ready backends (ECONNREFUSED, not a hang)', async () => {
