@@ -150,17 +150,31 @@ export class KprAgent {
     }
   }
 
-  /** Frontends of some services (all when keys is undefined), with the problems found. */
+  /**
+   * Frontends of some services (all when keys is undefined), with the problems found. Built one
+   * service at a time so that claim(), not buildFrontends' name order, decides who gets a
+   * contested key; the frontends of a key's current holder come first.
+   */
   private frontendsOf(keys: Iterable<string> | undefined): { frontends: Frontend[]; problems: Problem[] } {
     const services = keys === undefined ? this.deps.services.items() : [...keys].flatMap((k) => this.deps.services.get(k) ?? []);
-    const slices = keys === undefined ? this.deps.slices.items() : [...keys].flatMap((k) => [...(this.slicesOf.get(k) ?? [])].flatMap((s) => this.deps.slices.get(s) ?? []));
-    return buildFrontends({
-      services: services as unknown as Service[],
-      slices: slices as unknown as EndpointSlice[],
-      nodeName: this.deps.nodeName,
-      nodeAddresses: this.deps.nodeAddresses(),
-      defaultAlgorithm: this.deps.options.defaultAlgorithm,
-    });
+    const nodeAddresses = this.deps.nodeAddresses();
+    const frontends: Frontend[] = [];
+    const problems = new Map<string, Problem>();
+    for (const service of services) {
+      const key = objectKey(service);
+      const slices = [...(this.slicesOf.get(key) ?? [])].flatMap((s) => this.deps.slices.get(s) ?? []);
+      const built = buildFrontends({
+        services: [service as unknown as Service],
+        slices: slices as unknown as EndpointSlice[],
+        nodeName: this.deps.nodeName,
+        nodeAddresses,
+        defaultAlgorithm: this.deps.options.defaultAlgorithm,
+      });
+      frontends.push(...built.frontends);
+      for (const p of built.problems) problems.set(`${p.service}|${p.reason}|${p.message}`, p);
+    }
+    const holds = (f: Frontend) => (this.owner.get(frontendKey(f)) === f.service ? 0 : 1);
+    return { frontends: frontends.sort((a, b) => holds(a) - holds(b)), problems: [...problems.values()] }; // a stable sort
   }
 
   private reconcile(): void {
@@ -193,7 +207,7 @@ export class KprAgent {
       // The maps are now somewhere between the old and the new state: read them back and
       // re-plan everything on the next pass.
       this.deps.log.error({ err: (e as Error).message }, 'datapath write failed; re-reading the maps');
-      this.state = this.deps.datapath.read();
+      this.state = this.deps.datapath.adopt();
       this.full = true;
       setTimeout(() => this.changed(undefined), 1000).unref();
       return;

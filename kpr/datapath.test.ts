@@ -62,7 +62,7 @@ function fresh(): SocketDatapath {
   return open();
 }
 
-const bpftool = (...args: string[]): unknown => JSON.parse(execFileSync('bpftool', ['-j', ...args], { encoding: 'utf8' }) || '[]');
+const bpftool = (...args: string[]): unknown => JSON.parse(execFileSync('bpftool', ['-j', ...args], { encoding: 'utf8' }).trim() || '[]');
 const cgroupHooks = () => (bpftool('cgroup', 'show', cgroup) as { attach_type: string }[]).map((h) => h.attach_type).sort();
 const entriesOf = (dp: SocketDatapath) => Object.fromEntries(dp.mapList().map((m) => [m.name, m.entries]));
 const idsOf = (dp: SocketDatapath) => Object.fromEntries(dp.mapList().map((m) => [m.name, m.id]));
@@ -137,6 +137,27 @@ describe('SocketDatapath on the kernel', () => {
     expect(adopted).toEqual(next);
     expect(planDatapath(adopted, mix, plan).ops).toEqual([]);
     expect(cgroupHooks()).toHaveLength(8);
+  });
+
+  it('adopt() deletes slots and Maglev tables no service entry can reach, and keeps the rest', () => {
+    const dp = fresh();
+    const { ops, next } = planDatapath(emptyDatapathState(), mix, plan);
+    dp.apply(ops);
+    const counted = entriesOf(dp);
+    const web = next.services.get('198.18.100.1:80/TCP')!; // random, three slots
+    const api = next.services.get('198.18.100.2:443/TCP')!; // Maglev
+    const orphan = Math.max(...[...next.services.values()].map((s) => s.id)) + 1;
+    // What a crash between the planner's steps leaves: slots past a count, an id without a frontend.
+    dp.apply([
+      { op: 'setSlots', serviceId: web.id, slots: [{ slot: web.slots.length + 1, backendId: web.slots[0]! }] },
+      { op: 'setSlots', serviceId: orphan, slots: [{ slot: 1, backendId: web.slots[0]! }] },
+      { op: 'setMaglev', serviceId: orphan, table: api.maglev! },
+      { op: 'setMaglev', serviceId: web.id, table: api.maglev! },
+    ]);
+    expect(entriesOf(dp)[mapNames.slots]).toBe(counted[mapNames.slots]! + 2);
+    expect(dp.adopt()).toEqual(next);
+    expect(entriesOf(dp)).toEqual(counted);
+    expect(planDatapath(dp.read(), mix, plan).ops).toEqual([]);
   });
 
   it('replaces maps sized for another --bpf-lb-map-max, says so, and starts them empty', () => {
@@ -225,10 +246,9 @@ const pick = <T>(random: Random, items: readonly T[]): T => items[Math.floor(ran
 function randomFrontend(random: Random): Frontend {
   const address = pick(random, frontendAddresses);
   const protocol = pick(random, ['TCP', 'UDP'] as const);
-  const pool = Array.from({ length: 8 }, (_, i) => (address.includes(':') ? `2001:db8:1::${i + 1}` : `198.18.1.${i + 1}`));
-  const selected = pool
-    .filter(() => random() < 0.4)
-    .map((a) => be(a, pick(random, [8080, 8081]), { protocol, state: random() < 0.2 ? 'terminating' : 'active' }));
+  // A backend's state belongs to its endpoint, so every frontend that selects it agrees on it.
+  const pool = Array.from({ length: 8 }, (_, i) => be(address.includes(':') ? `2001:db8:1::${i + 1}` : `198.18.1.${i + 1}`, 8080 + (i % 2), { protocol, state: i % 4 === 3 ? 'terminating' : 'active' }));
+  const selected = pool.filter(() => random() < 0.4);
   return fe(address, pick(random, [80, 443]), selected, {
     protocol,
     type: pick(random, types),

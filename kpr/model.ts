@@ -105,8 +105,10 @@ interface Candidate {
   readonly fallback: boolean;
 }
 
+/** The canonical text of an address; IPv4-mapped IPv6 (::ffff:a.b.c.d) is the IPv4 address, as the maps store it. */
 const canonical = (text: string): { text: string; family: Family } | undefined => {
-  const ip = parseIP(text);
+  let ip = parseIP(text);
+  if (ip?.family === 6 && ip.value >> 32n === 0xffffn) ip = { family: 4, value: ip.value & 0xffffffffn };
   return ip && { text: formatIP(ip), family: ip.family };
 };
 

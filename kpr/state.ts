@@ -292,8 +292,9 @@ function planChanges(
     const identities = [...picked.keys()];
     const slotIds = [...picked].map(([identity, { backend, id }]) => {
       if (id === undefined) newIds.set(identity, (id = nextBackendId()));
-      const known = delta.backends.get(id) ?? current.backends.get(id);
-      if (known?.state !== backend.state) {
+      // Two frontends may see one backend in different states (display only): the first one
+      // this plan meets decides, so a second full plan writes nothing.
+      if (!delta.backends.has(id) && current.backends.get(id)?.state !== backend.state) {
         delta.backends.set(id, { id, address: backend.address, port: backend.port, protocol: backend.protocol, state: backend.state });
       }
       return id;
