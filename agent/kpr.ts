@@ -10,8 +10,8 @@ import {
   buildFrontends,
   emptyDatapathState,
   frontendKey,
-  planDatapath,
   planDatapathChanges,
+  planDatapathFull,
   type Algorithm,
   type DatapathPlan,
   type DatapathState,
@@ -189,7 +189,7 @@ export class KprAgent {
       this.reindexSlices();
       const { frontends, problems } = this.frontendsOf(undefined);
       const wanted = this.claim(frontends, undefined);
-      const full = planDatapath(this.state, wanted.frontends, opts);
+      const full = planDatapathFull(this.state, wanted.frontends, opts);
       plan = { ...full, problems: [...problems, ...wanted.problems, ...full.problems] };
       touched = [];
       this.problems.clear();

@@ -81,21 +81,35 @@ class Batch {
   private keys: Buffer;
   private values: Buffer | undefined;
   private n = 0;
+  /** Entries the buffers hold: small at first (one service's update), doubled up to BATCH. */
+  private room = 16;
   constructor(
     private readonly map: BpfMap,
     private readonly kind: 'update' | 'delete',
   ) {
-    this.keys = Buffer.alloc(BATCH * map.info.keySize);
-    this.values = kind === 'update' ? Buffer.alloc(BATCH * map.valueBytes) : undefined;
+    this.keys = Buffer.alloc(this.room * map.info.keySize);
+    this.values = kind === 'update' ? Buffer.alloc(this.room * map.valueBytes) : undefined;
   }
   is(map: BpfMap, kind: 'update' | 'delete'): boolean {
     return this.map === map && this.kind === kind;
   }
   /** Room for one entry: its key and value slices to encode into. */
   next(): { key: Buffer; keyAt: number; value: Buffer; valueAt: number } {
+    if (this.n === this.room && this.room < BATCH) this.grow();
     if (this.n === BATCH) this.flush();
     const at = this.n++;
     return { key: this.keys, keyAt: at * this.map.info.keySize, value: this.values ?? this.keys, valueAt: at * this.map.valueBytes };
+  }
+  private grow(): void {
+    this.room *= 2;
+    const keys = Buffer.alloc(this.room * this.map.info.keySize);
+    this.keys.copy(keys);
+    this.keys = keys;
+    if (this.values) {
+      const values = Buffer.alloc(this.room * this.map.valueBytes);
+      this.values.copy(values);
+      this.values = values;
+    }
   }
   flush(): void {
     if (this.n === 0) return;

@@ -22,6 +22,7 @@ export {
   describeServices,
   emptyDatapathState,
   planDatapath,
+  planDatapathFull,
   planDatapathChanges,
   type DatapathBackend,
   type DatapathDelta,

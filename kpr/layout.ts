@@ -58,16 +58,25 @@ export interface Address {
 }
 
 const addressCache = new Map<string, Buffer>();
+const octet = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
+const ipv4Quad = new RegExp(`^${octet}\\.${octet}\\.${octet}\\.${octet}$`);
 
 /** 16 bytes of an address, IPv4-mapped for IPv4; memoised because backends repeat across services. */
 export function addressBytes(address: string): Buffer {
   let bytes = addressCache.get(address);
   if (bytes === undefined) {
-    const ip = parseIP(address);
-    if (ip === undefined) throw new Error(`not an IP address: ${address}`);
     bytes = Buffer.alloc(16);
-    let value = ip.family === 4 ? ip.value | (0xffffn << 32n) : ip.value;
-    for (let i = 15; i >= 0; i--, value >>= 8n) bytes[i] = Number(value & 0xffn);
+    const quad = ipv4Quad.exec(address);
+    if (quad) {
+      // The common case without bigints: canonical dotted quads (what the planner's keys hold).
+      bytes[10] = bytes[11] = 0xff;
+      for (let i = 0; i < 4; i++) bytes[12 + i] = Number(quad[i + 1]);
+    } else {
+      const ip = parseIP(address);
+      if (ip === undefined) throw new Error(`not an IP address: ${address}`);
+      let value = ip.family === 4 ? ip.value | (0xffffn << 32n) : ip.value;
+      for (let i = 15; i >= 0; i--, value >>= 8n) bytes[i] = Number(value & 0xffn);
+    }
     if (addressCache.size > 1_000_000) addressCache.clear();
     addressCache.set(address, bytes);
   }

@@ -209,8 +209,11 @@ function release(pool: IdPool, id: number): void {
 
 // ---- planning -------------------------------------------------------------------------------------
 
-/** The full plan: desired frontends against the whole current state (any state, e.g. adopted after a restart). */
-export function planDatapath(current: DatapathState, frontends: readonly Frontend[], opts: PlanOptions): DatapathPlan & { next: DatapathState } {
+/**
+ * The full plan: desired frontends against the whole current state (any state, e.g. adopted
+ * after a restart), without the next state: apply the delta with applyDelta after the ops.
+ */
+export function planDatapathFull(current: DatapathState, frontends: readonly Frontend[], opts: PlanOptions): DatapathPlan {
   const desired = new Map<string, Frontend>();
   const problems: Problem[] = [];
   for (const frontend of frontends) {
@@ -221,9 +224,15 @@ export function planDatapath(current: DatapathState, frontends: readonly Fronten
   const changes = new Map<string, Frontend | undefined>(desired);
   for (const key of current.services.keys()) if (!desired.has(key)) changes.set(key, undefined);
   const plan = planChanges(current, changes, opts, true);
+  return { ...plan, problems: [...problems, ...plan.problems] };
+}
+
+/** planDatapathFull and the state the maps hold once its ops are written (current is left as it is). */
+export function planDatapath(current: DatapathState, frontends: readonly Frontend[], opts: PlanOptions): DatapathPlan & { next: DatapathState } {
+  const plan = planDatapathFull(current, frontends, opts);
   const next: DatapathState = { services: new Map(current.services), backends: new Map(current.backends) };
   applyDelta(next, plan.delta);
-  return { ...plan, problems: [...problems, ...plan.problems], next };
+  return { ...plan, next };
 }
 
 /**
