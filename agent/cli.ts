@@ -8,7 +8,7 @@ import { isIP } from 'node:net';
 import { hostname } from 'node:os';
 import type { BGPPeerView, BGPRouteView } from './bgp.js';
 import type { L2AnnouncementView } from './l2.js';
-import { defaultL2Timing } from './l2-timing.js';
+import { defaultL2Timing, kubernetesL2Timing, type L2Timing } from './l2-timing.js';
 import { defaultSocket, getLocal, LocalAPIError, type PoolView, type ServiceView, type StatusView } from './local-api.js';
 import type { StandaloneOptions } from './standalone.js';
 import type { KprOptions } from './kpr.js';
@@ -55,8 +55,8 @@ Commands:
         [--socket PATH] [--metrics-addr HOST:PORT] [node agent flags]
       Kubernetes mode: the node agent alone (L2 announcements, BGP); labels from its Node object.
   node agent flags:
-      [--node-labels K=V,...] [--l2-announcements true|false] [--l2-lease-duration 1s]
-      [--l2-renew-interval 200ms] [--l2-scan-interval 100ms] [--bgp true|false] [--node-ips IP,...]
+      [--node-labels K=V,...] [--l2-announcements true|false] [--l2-lease-duration 1s (3s on kubernetes)]
+      [--l2-renew-interval 200ms (1s on kubernetes)] [--l2-scan-interval 100ms] [--bgp true|false] [--node-ips IP,...]
       [--kube-proxy-replacement true|false] [--bpf-root /sys/fs/bpf/beacon] [--cgroup-root PATH]
       [--bpf-lb-algorithm random|maglev] [--bpf-lb-maglev-table-size 16381] [--bpf-lb-map-max 65536]
   status | services | pools [-o table|json] [--socket PATH]
@@ -194,9 +194,10 @@ const processFlags = {
 const agentFlags = {
   'node-labels': { type: 'string' },
   'l2-announcements': { type: 'string', default: 'true' },
-  'l2-lease-duration': { type: 'string', default: `${defaultL2Timing.leaseDurationMs}ms` },
-  'l2-renew-interval': { type: 'string', default: `${defaultL2Timing.renewMs}ms` },
-  'l2-scan-interval': { type: 'string', default: `${defaultL2Timing.scanMs}ms` },
+  // No parser defaults: they depend on the store (agentOptions).
+  'l2-lease-duration': { type: 'string' },
+  'l2-renew-interval': { type: 'string' },
+  'l2-scan-interval': { type: 'string' },
   bgp: { type: 'string', default: 'true' },
   'node-ips': { type: 'string' },
   'kube-proxy-replacement': { type: 'string' },
@@ -210,9 +211,9 @@ const agentFlags = {
 interface AgentFlagValues {
   'node-labels'?: string | undefined;
   'l2-announcements': string;
-  'l2-lease-duration': string;
-  'l2-renew-interval': string;
-  'l2-scan-interval': string;
+  'l2-lease-duration'?: string | undefined;
+  'l2-renew-interval'?: string | undefined;
+  'l2-scan-interval'?: string | undefined;
   bgp: string;
   'node-ips'?: string | undefined;
   'kube-proxy-replacement'?: string | undefined;
@@ -223,16 +224,19 @@ interface AgentFlagValues {
   'bpf-lb-map-max': string;
 }
 
-/** The node agent's part of StandaloneOptions, from its flags. */
-function agentOptions(values: AgentFlagValues): Pick<StandaloneOptions, 'nodeLabels' | 'nodeAddresses' | 'bgp' | 'l2' | 'kpr'> {
+/** The node agent's part of StandaloneOptions, from its flags; L2 timing flags not given take the store's defaults. */
+function agentOptions(values: AgentFlagValues, backend: StoreOptions['backend']): Pick<StandaloneOptions, 'nodeLabels' | 'nodeAddresses' | 'bgp' | 'l2' | 'kpr'> {
   const l2Enabled = values['l2-announcements'];
   if (l2Enabled !== 'true' && l2Enabled !== 'false') throw new UsageError(`--l2-announcements "${l2Enabled}": true or false`);
   if (values.bgp !== 'true' && values.bgp !== 'false') throw new UsageError(`--bgp "${values.bgp}": true or false`);
   const nodeIPs = values['node-ips']?.split(',').filter(Boolean);
   const badIP = nodeIPs?.find((ip) => isIP(ip) === 0);
   if (badIP !== undefined) throw new UsageError(`--node-ips: "${badIP}" is not an IP address`);
-  const l2LeaseMs = seconds(values['l2-lease-duration'], '--l2-lease-duration');
-  const l2RenewMs = seconds(values['l2-renew-interval'], '--l2-renew-interval');
+  // On Kubernetes every renewal is an API request: a longer lease, renewed once a second.
+  const l2Defaults: L2Timing = backend === 'kubernetes' ? kubernetesL2Timing : defaultL2Timing;
+  const l2Flag = (name: 'l2-lease-duration' | 'l2-renew-interval' | 'l2-scan-interval', fallbackMs: number) => seconds(values[name] ?? `${fallbackMs}ms`, `--${name}`);
+  const l2LeaseMs = l2Flag('l2-lease-duration', l2Defaults.leaseDurationMs);
+  const l2RenewMs = l2Flag('l2-renew-interval', l2Defaults.renewMs);
   if (l2RenewMs * 2 >= l2LeaseMs) throw new UsageError('--l2-renew-interval must be less than half of --l2-lease-duration, or one late renewal silences the node');
   return {
     // Without --node-labels: none, or in Kubernetes mode the Node object's (followed).
@@ -245,7 +249,7 @@ function agentOptions(values: AgentFlagValues): Pick<StandaloneOptions, 'nodeLab
       timing: {
         leaseDurationMs: l2LeaseMs,
         renewMs: l2RenewMs,
-        scanMs: seconds(values['l2-scan-interval'], '--l2-scan-interval'),
+        scanMs: l2Flag('l2-scan-interval', l2Defaults.scanMs),
         // Go quiet a fifth of the lease before others may take over (the documented margin).
         marginMs: Math.round(l2LeaseMs / 5),
       },
@@ -307,7 +311,7 @@ async function standalone(args: string[], io: IO): Promise<number> {
     if (endpoints.length === 0) throw new UsageError('--store etcd needs --etcd-endpoints URL,...');
     return { backend, endpoints, prefix: values['etcd-prefix'] };
   })();
-  return run(io, values, { nodeName, store, leaseDurationMs: seconds(values['lease-duration'], '--lease-duration'), ...agentOptions(values) });
+  return run(io, values, { nodeName, store, leaseDurationMs: seconds(values['lease-duration'], '--lease-duration'), ...agentOptions(values, store.backend) });
 }
 
 /** `beacon operator`: the operator role alone, on the Kubernetes API. */
@@ -337,7 +341,7 @@ async function agentCommand(args: string[], io: IO): Promise<number> {
   const nodeName = values['node-name'];
   if (!nodeName) throw new UsageError('agent needs --node-name NAME (or NODE_NAME, from the downward API spec.nodeName)');
   // The lease duration only matters to the operator role, which this process does not run.
-  return run(io, values, { nodeName, roles: { operator: false, agent: true }, store: kubernetesStore(values), leaseDurationMs: 5000, ...agentOptions(values) });
+  return run(io, values, { nodeName, roles: { operator: false, agent: true }, store: kubernetesStore(values), leaseDurationMs: 5000, ...agentOptions(values, 'kubernetes') });
 }
 
 /** Starts the process and runs it until SIGTERM/SIGINT. */

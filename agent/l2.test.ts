@@ -48,11 +48,19 @@ class FakeInterfaces {
   }
 }
 
-/** The memory store's leases behind a switch that makes one node's store calls fail. */
+/**
+ * The memory store's leases behind a switch that makes one node's store calls fail (and its lease
+ * watch, when it has one, go silent), and one that stalls only the watch.
+ */
 class Flaky implements LeaseStore {
   down = false;
+  watchStalled = false;
   writes = 0;
-  constructor(private readonly inner: LeaseStore) {}
+  lists = 0;
+  readonly watch?: LeaseStore['watch'];
+  constructor(private readonly inner: LeaseStore, watching: boolean) {
+    if (watching) this.watch = (prefix, onChange) => inner.watch!(prefix, (set) => this.down || this.watchStalled || onChange(set));
+  }
   private call<T>(f: () => Promise<T>): Promise<T> {
     return this.down ? Promise.reject(new Error('store unreachable')) : f();
   }
@@ -67,6 +75,7 @@ class Flaky implements LeaseStore {
     return this.call(() => this.inner.get(name));
   }
   list(prefix: string) {
+    this.lists++;
     return this.call(() => this.inner.list(prefix));
   }
 }
@@ -88,7 +97,7 @@ describe('L2Announcer', () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
-  async function cluster(names: string[]) {
+  async function cluster(names: string[], { watch = false } = {}) {
     const store = new MemoryStore();
     await store.apply({ apiVersion: 'beacon.io/v1alpha1', kind: 'L2AnnouncementPolicy', metadata: { name: 'all' }, spec: {} });
     for (let i = 0; i < 20; i++) await store.apply(svc(`s${i}`, `198.18.0.${100 + i}`));
@@ -99,7 +108,7 @@ describe('L2Announcer', () => {
       const [policies, services, slices] = reflectors as [Reflector, Reflector, Reflector];
       const responder = new FakeResponder();
       const interfaces = new FakeInterfaces();
-      const leases = new Flaky(store.leases);
+      const leases = new Flaky(store.leases, watch);
       const announcer = new L2Announcer({ nodeName: name, nodeLabels: () => ({}), leases, policies, services, slices, responder, interfaces, log: quiet, metrics: createMetrics(), timing, events: { record: (ref, e) => void told.push({ node: name, ref, e }) } });
       announcer.start();
       cleanup.push(async () => {
@@ -170,8 +179,8 @@ describe('L2Announcer', () => {
     for (const { node, e } of moved) expect([node, e.note]).toEqual(['b', expect.stringMatching(/ \(moved from a\)$/)]);
   });
 
-  it('fences: a node that cannot renew stops answering before another node starts', async () => {
-    const { nodes } = await cluster(['a', 'b']);
+  for (const watch of [false, true]) it(`fences: a node that cannot renew stops answering before another node starts (${watch ? 'lease watch' : 'polling'})`, async () => {
+    const { nodes } = await cluster(['a', 'b'], { watch });
     await eventually(() => expect(owners(nodes).size).toBe(20));
     const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
     a.leases.down = true;
@@ -190,6 +199,30 @@ describe('L2Announcer', () => {
     expect(quietAt!).toBeLessThanOrEqual(takenAt!);
     a.leases.down = false; // a comes back and takes its share again
     await eventually(() => expect(a.responder.answering().length).toBeGreaterThan(0));
+    // With the watch, a's silent lease ran out on b's clock: no list was ever needed.
+    if (watch) expect(nodes.map((n) => n.leases.lists)).toEqual([0, 0]);
+    else expect(b.leases.lists).toBeGreaterThan(0);
+  });
+
+  it('with a stalled lease watch never takes over from a live node, and catches up when it resumes', async () => {
+    const { nodes } = await cluster(['a', 'b'], { watch: true });
+    await eventually(() => expect(owners(nodes).size).toBe(20));
+    const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    const mine = a.responder.answering();
+    a.leases.watchStalled = true; // a still renews; it just hears nothing
+    await sleep(3 * timing.leaseDurationMs);
+    expect(a.responder.answering()).toEqual(mine);
+    expect([...owners(nodes).values()].every((w) => w.length === 1)).toBe(true);
+    expect(owners(nodes).size).toBe(20);
+    // b dies while a hears nothing: a cannot know, so b's IPs go unanswered (b fenced itself) ...
+    b.leases.down = true;
+    await eventually(() => expect(b.responder.answering()).toEqual([]));
+    await sleep(2 * timing.leaseDurationMs);
+    expect(a.responder.answering()).toEqual(mine);
+    // ... until the watch delivers again.
+    a.leases.watchStalled = false;
+    await eventually(() => expect(a.responder.answering()).toHaveLength(20));
+    expect(a.leases.lists).toBe(0);
   });
 
   it('moves IPs off a node whose link goes down', async () => {

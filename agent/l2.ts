@@ -2,10 +2,14 @@
 // second whatever the number of services), reads the live set, elects announcers with the pure
 // `electAnnouncers`, and hands this node's share to the responder with a fence deadline.
 //
-// Timing (defaults): the lease lasts 1 s and is renewed every 200 ms; the live set is read every
-// 100 ms. The responder answers only until (start of the last successful renewal + duration −
-// margin), so a node that cannot renew goes quiet 200 ms before any other node may consider its
-// lease expired; after a kill -9 others take over 0.8–1.1 s later.
+// Timing (defaults of the embedded and etcd stores): the lease lasts 1 s and is renewed every
+// 200 ms; the live set is judged every 100 ms. The responder answers only until (start of the last
+// successful renewal + duration − margin), so a node that cannot renew goes quiet 200 ms before
+// any other node may consider its lease expired; after a kill -9 others take over 0.8–1.1 s later.
+//
+// The live set comes from the store's lease watch when it has one (Kubernetes: a list costs an
+// API request) and is otherwise listed every scan interval. Expiry is judged from renewedAt +
+// duration on this host's clock either way, so with a watch the scan costs no request.
 import {
   endpointReady,
   parseL2Policy,
@@ -19,7 +23,7 @@ import {
   type Service,
 } from '../api/index.js';
 import { electAnnouncers, type IPAnnouncement, type L2Reason, type L2Service, type LiveNode, type NodeCandidacy, type NodeInterface } from '../l2announce/index.js';
-import { regardingOf, type EventRecorder, type LeaseStore, type Reflector, type StoredObject } from '../store/index.js';
+import { regardingOf, type EventRecorder, type Lease, type LeaseStore, type Reflector, type StoredObject } from '../store/index.js';
 import { defaultL2Timing, type L2Timing } from './l2-timing.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
@@ -137,6 +141,8 @@ export class L2Announcer {
   private stopped = false;
   private unsubscribe: (() => void)[] = [];
   private badCandidacy = new Set<string>();
+  /** The node leases as the store's lease watch last told them (watch mode only). */
+  private watched: Lease[] | undefined;
 
   constructor(private readonly deps: L2Deps) {
     this.timing = { ...defaultL2Timing, ...deps.timing };
@@ -151,7 +157,16 @@ export class L2Announcer {
       void this.renew(false); // publish a link change now, not at the next renewal
     });
     void this.renew(true);
-    void this.scan(true);
+    const { leases } = this.deps;
+    if (leases.watch) {
+      this.unsubscribe.push(
+        leases.watch(l2LeasePrefix, (set) => {
+          this.watched = set;
+          this.judge(set, this.judgedAt(set));
+        }),
+      );
+      this.judgeWatched();
+    } else void this.scan(true);
     this.statsTimer = setInterval(() => this.exportStats(), 1000);
     this.statsTimer.unref();
   }
@@ -264,36 +279,62 @@ export class L2Announcer {
     }, Math.max(0, ms) + 1);
   }
 
+  /** Polling: list the node leases every scan interval (stores without a lease watch). */
   private async scan(loop: boolean): Promise<void> {
     if (this.stopped) return;
     try {
       const now = Date.now();
-      const leases = await this.deps.leases.list(l2LeasePrefix);
-      const live: LiveNode[] = [];
-      for (const l of leases) {
-        const name = l.name.slice(l2LeasePrefix.length);
-        if (l.holder !== name || l.renewedAt + l.durationMs <= now) continue;
-        this.lastSeen.set(name, l.renewedAt);
-        const candidacy = parseCandidacy(l.data);
-        if (!candidacy) {
-          if (!this.badCandidacy.has(name)) this.deps.log.warn({ node: name }, 'unreadable L2 candidacy in a node lease; that node is left out of the election');
-          this.badCandidacy.add(name);
-          continue;
-        }
-        this.badCandidacy.delete(name);
-        live.push({ name, candidacy });
-      }
-      const signature = JSON.stringify(live);
-      if (signature !== this.liveSignature) {
-        this.liveSignature = signature;
-        this.live = live;
-        this.deps.metrics.l2LiveNodes.set(live.length);
-        this.schedule();
-      }
+      this.judge(await this.deps.leases.list(l2LeasePrefix), now);
     } catch (e) {
       this.deps.log.warn({ err: (e as Error).message }, 'reading the L2 live set failed; keeping the last one');
     }
     if (loop && !this.stopped) this.scanTimer = setTimeout(() => void this.scan(true), this.timing.scanMs);
+  }
+
+  /** Watching: leases run out without any event, so judge the last set again every scan interval. */
+  private judgeWatched(): void {
+    if (this.stopped) return;
+    if (this.watched) this.judge(this.watched, this.judgedAt(this.watched));
+    this.scanTimer = setTimeout(() => this.judgeWatched(), this.timing.scanMs);
+  }
+
+  /**
+   * The time up to which the watched set is known to be complete. This node's own renewal comes
+   * back through the same watch, in order, about once per renew interval; while it keeps coming
+   * the set is current and expiry is judged at now. When it stops (a stalled or broken watch), the
+   * judgement stops a margin after the last echo, so a silent watch never makes a live node look
+   * expired (two nodes would answer), as a failed list keeps the last set when polling. Until the
+   * first echo nothing expires.
+   */
+  private judgedAt(set: readonly Lease[]): number {
+    const own = set.find((l) => l.name === this.lease && l.holder === this.deps.nodeName);
+    return Math.min(Date.now(), own ? own.renewedAt + this.timing.renewMs + this.timing.marginMs : -Infinity);
+  }
+
+  /** The live nodes among `leases` at time `at` (epoch ms); recompute when they changed. */
+  private judge(leases: readonly Lease[], at: number): void {
+    if (this.stopped) return;
+    const live: LiveNode[] = [];
+    for (const l of leases) {
+      const name = l.name.slice(l2LeasePrefix.length);
+      if (l.holder !== name || l.renewedAt + l.durationMs <= at) continue;
+      this.lastSeen.set(name, l.renewedAt);
+      const candidacy = parseCandidacy(l.data);
+      if (!candidacy) {
+        if (!this.badCandidacy.has(name)) this.deps.log.warn({ node: name }, 'unreadable L2 candidacy in a node lease; that node is left out of the election');
+        this.badCandidacy.add(name);
+        continue;
+      }
+      this.badCandidacy.delete(name);
+      live.push({ name, candidacy });
+    }
+    const signature = JSON.stringify(live);
+    if (signature !== this.liveSignature) {
+      this.liveSignature = signature;
+      this.live = live;
+      this.deps.metrics.l2LiveNodes.set(live.length);
+      this.schedule();
+    }
   }
 
   /** Recompute soon, once for a burst of changes. */

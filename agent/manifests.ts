@@ -90,8 +90,8 @@ const labels = (c?: Component) => (c ? { ...selector(c), 'app.kubernetes.io/part
 const rule = (apiGroup: string, resources: string[], verbs: string[]) => ({ apiGroups: [apiGroup], resources, verbs });
 const read = ['get', 'list', 'watch'];
 const beaconPlurals = crdSources.map((s) => s.plural);
-/** Leases as the store keeps them (store/kubernetes): read, then create or update; never watched, never deleted. */
-const leaseRule = rule('coordination.k8s.io', ['leases'], ['get', 'list', 'create', 'update']);
+/** Leases as the store keeps them (store/kubernetes): read and watched (the L2 live set), created or updated; never deleted. */
+const leaseRule = rule('coordination.k8s.io', ['leases'], ['get', 'list', 'watch', 'create', 'update']);
 const eventRule = rule('events.k8s.io', ['events'], ['create', 'patch']);
 
 /**

@@ -1,7 +1,7 @@
 // The behaviour every Store must have, as a test suite each backend runs against itself
 // (`describeStoreConformance` in its own *.test.ts). Only test code imports this file.
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { ConflictError, type Store, type StoredObject, type WatchEvent, type ObjectRef } from './types.js';
+import { ConflictError, type Lease, type Store, type StoredObject, type WatchEvent, type ObjectRef } from './types.js';
 
 export interface StoreHarness {
   readonly store: Store;
@@ -42,7 +42,13 @@ export async function eventually(check: () => void | Promise<void>, timeoutMs = 
   }
 }
 
-export function describeStoreConformance(name: string, open: () => Promise<StoreHarness>): void {
+/** What a backend has beyond the required interface (each adds its cases). */
+export interface StoreFeatures {
+  /** `leases.watch`: a live view of the held leases. */
+  readonly leaseWatch?: boolean;
+}
+
+export function describeStoreConformance(name: string, open: () => Promise<StoreHarness>, features: StoreFeatures = {}): void {
   describe(`${name} store conformance`, () => {
     let h: StoreHarness;
     beforeEach(async () => {
@@ -167,6 +173,38 @@ export function describeStoreConformance(name: string, open: () => Promise<Store
         await other.close();
       }
     });
+
+    if (features.leaseWatch) {
+      it('watches held leases by name prefix: the current set, then new holders, renewals and releases', async () => {
+        const { leases } = h.store;
+        expect(typeof leases.watch).toBe('function');
+        const other = await h.peer();
+        const sets: Lease[][] = [];
+        const latest = () => sets.at(-1)?.map((l) => `${l.name}=${l.holder}:${l.data}`);
+        await leases.acquireOrRenew('node-a', 'a', 5000, '1');
+        const stop = leases.watch!('node-', (set) => sets.push(set));
+        try {
+          await eventually(() => expect(latest()).toEqual(['node-a=a:1']));
+          await other.leases.acquireOrRenew('node-b', 'b', 5000, '2');
+          await eventually(() => expect(latest()).toEqual(['node-a=a:1', 'node-b=b:2']));
+          const renewedAt = sets.at(-1)![0]!.renewedAt;
+          await leases.acquireOrRenew('node-a', 'a', 5000, '3');
+          await eventually(() => expect(latest()).toEqual(['node-a=a:3', 'node-b=b:2']));
+          expect(sets.at(-1)![0]!.renewedAt).toBeGreaterThanOrEqual(renewedAt);
+          await other.leases.acquireOrRenew('operator', 'b', 5000); // not under the prefix
+          await other.leases.release('node-b', 'b');
+          await eventually(() => expect(latest()).toEqual(['node-a=a:3']));
+          expect(sets.flat().filter((l) => !l.name.startsWith('node-'))).toEqual([]);
+        } finally {
+          stop();
+          await other.close();
+        }
+        const told = sets.length;
+        await leases.acquireOrRenew('node-a', 'a', 5000, '4');
+        await new Promise((r) => setTimeout(r, 200));
+        expect(sets).toHaveLength(told); // stopped: nothing more
+      });
+    }
 
     it('reports health', () => {
       expect(h.store.health().ok).toBe(true);

@@ -12,4 +12,4 @@ describeStoreConformance('memory', () => {
     peer: () => Promise.resolve(Object.assign(Object.create(store) as MemoryStore, { close: () => Promise.resolve() })),
     close: () => store.close(),
   });
-});
+}, { leaseWatch: true });

@@ -91,6 +91,13 @@ export interface LeaseStore {
    * expired ones may still be listed: compare renewedAt + durationMs with the clock).
    */
   list(prefix: string): Promise<Lease[]>;
+  /**
+   * Optional: a live view of what `list(prefix)` returns, for stores where polling costs requests
+   * (Kubernetes). Calls `onChange` with the whole set once it is known and after every change to
+   * it; while the store is unreachable nothing is called (the set may be stale: judge expiry with
+   * care). Returns the function that stops it. Stores whose list is local or cheap leave it out.
+   */
+  watch?(prefix: string, onChange: (leases: Lease[]) => void): () => void;
 }
 
 export interface StoreHealth {

@@ -79,10 +79,10 @@ const expectedRBAC: Record<string, Record<string, string>> = {
     'events.k8s.io/events': 'create,patch',
   },
   'Role/beacon-operator': {
-    'coordination.k8s.io/leases': 'create,get,list,update',
+    'coordination.k8s.io/leases': 'create,get,list,update,watch',
   },
   'Role/beacon-agent': {
-    'coordination.k8s.io/leases': 'create,get,list,update',
+    'coordination.k8s.io/leases': 'create,get,list,update,watch',
     '/secrets': read,
   },
 };

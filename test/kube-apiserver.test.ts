@@ -172,14 +172,14 @@ describe('test kube-apiserver', () => {
     expect(compacted.events[0]!.object.code).toBe(410);
   });
 
-  it('drops watches, restarts with or without data, and counts requests per verb and resource', async () => {
+  it('drops watches, restarts with or without data, and counts requests per verb and resource and per client', async () => {
     await server.request<Json>('POST', services, svc('web'));
     const w = openWatch(server, `${services}?watch=1&resourceVersion=1`);
-    await eventually(() => expect(server.requestCounts()['watch services']).toBe(1));
+    await eventually(() => expect(server.requestCounts().byVerb['watch services']).toBe(1));
     server.dropWatches();
     await w.ended;
     const w2 = openWatch(server, `${services}?watch=1&resourceVersion=1`);
-    await eventually(() => expect(server.requestCounts()['watch services']).toBe(2));
+    await eventually(() => expect(server.requestCounts().byVerb['watch services']).toBe(2));
     await server.restart({ keepData: true });
     await w2.ended; // cut
     expect((await server.request<Json>('GET', `${services}/web`)).status).toBe(200);
@@ -189,9 +189,20 @@ describe('test kube-apiserver', () => {
     expect((await server.request<Json>('GET', services)).body.items).toEqual([]);
     const created = await server.request<Json>('POST', services, svc('web'));
     expect(Number(created.body.metadata.resourceVersion)).toBeGreaterThan(1); // versions only grow
-    expect(server.requestCounts()).toEqual({ 'create services': 2, 'get services': 1, 'list services': 1, 'watch services': 2 });
+    expect(server.requestCounts().byVerb).toEqual({ 'create services': 2, 'get services': 1, 'list services': 1, 'watch services': 2 });
+    // A kubeconfig for a named user: its requests are counted under that user; a token naming no valid user is refused.
+    const token = /token: (\S+)/.exec(server.kubeconfig('node-a'))![1]!;
+    expect(token).toBe(`${server.token}.node-a`);
+    const asUser = (t: string) => fetch(`${server.url}${services}`, { headers: { authorization: `Bearer ${t}` } });
+    expect((await asUser(token)).status).toBe(200);
+    expect((await asUser(`${server.token}.Bad_User`)).status).toBe(401);
+    expect(server.requestCounts()).toEqual({
+      total: 7,
+      byVerb: { 'create services': 2, 'get services': 1, 'list services': 2, 'watch services': 2 },
+      byClient: { 'node-a': { total: 1, byVerb: { 'list services': 1 } }, test: { total: 6, byVerb: { 'create services': 2, 'get services': 1, 'list services': 1, 'watch services': 2 } } },
+    });
     server.resetCounts();
-    expect(server.requestCounts()).toEqual({});
+    expect(server.requestCounts()).toEqual({ total: 0, byVerb: {}, byClient: {} });
   });
 
   it('implements merge patch, JSON patch and selector text as their specifications say', () => {

@@ -3,7 +3,7 @@
 // resourceVersion, list + watch from a version (410 Gone once that version left the bounded
 // history), 409 on create of an existing object and on writes with a stale resourceVersion, the
 // status subresource split, JSON merge and JSON patches, label selectors, bookmarks, generation.
-// Test controls: restart, dropWatches, compact, per-verb request counts.
+// Test controls: restart, dropWatches, compact, request counts per verb and per client.
 import { randomUUID } from 'node:crypto';
 import { createServer, request as httpRequest, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Socket } from 'node:net';
@@ -46,6 +46,17 @@ export interface KubeApiServerOptions {
   token?: string;
 }
 
+/** Requests counted by `<verb> <plural>[/status]`, e.g. `update leases`, `watch services`. */
+export interface RequestTally {
+  total: number;
+  byVerb: Record<string, number>;
+}
+
+/** All requests, and per client: the user its token names (`kubeconfig(user)`; `test` for the shared token). */
+export interface RequestCounts extends RequestTally {
+  byClient: Record<string, RequestTally>;
+}
+
 class ApiError extends Error {
   constructor(
     readonly code: number,
@@ -60,6 +71,8 @@ class ApiError extends Error {
 const clone = <T>(v: T): T => structuredClone(v);
 const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const dnsSubdomain = /^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$/;
+/** The user a token may name after the server's token and a dot (`kubeconfig(user)`). */
+const userName = /^[a-z0-9][-a-z0-9]*$/;
 /** Kubernetes prints Time with second precision. */
 const kubeTime = (ms: number): string => new Date(Math.floor(ms / 1000) * 1000).toISOString().replace('.000Z', 'Z');
 
@@ -151,7 +164,8 @@ export class KubeApiServer {
   private oldestResumable = 0;
   private readonly watchers = new Set<Watcher>();
   private readonly sockets = new Set<Socket>();
-  private readonly counts = new Map<string, number>();
+  /** client → `<verb> <plural>` → requests. */
+  private readonly counts = new Map<string, Map<string, number>>();
   private server: Server;
   private readonly historySize: number;
   private readonly bookmarkIntervalMs: number;
@@ -178,15 +192,20 @@ export class KubeApiServer {
     return `http://127.0.0.1:${this.port}`;
   }
 
-  /** A kubeconfig for this server (plain HTTP on loopback, bearer token). */
-  kubeconfig(): string {
+  /**
+   * A kubeconfig for this server (plain HTTP on loopback, bearer token). With `user`, the token
+   * names that user, and its requests are counted under it (as the real server's audit log
+   * attributes requests to users).
+   */
+  kubeconfig(user?: string): string {
+    if (user !== undefined && !userName.test(user)) throw new Error(`user ${JSON.stringify(user)}: lower-case letters, digits and dashes`);
     return [
       'apiVersion: v1',
       'kind: Config',
       'clusters:',
       `- name: test\n  cluster:\n    server: ${this.url}\n    insecure-skip-tls-verify: true`,
       'users:',
-      `- name: test\n  user:\n    token: ${this.token}`,
+      `- name: test\n  user:\n    token: ${this.token}${user === undefined ? '' : `.${user}`}`,
       'contexts:',
       '- name: test\n  context:\n    cluster: test\n    user: test',
       'current-context: test',
@@ -194,9 +213,16 @@ export class KubeApiServer {
     ].join('\n');
   }
 
-  /** Requests so far, keyed `<verb> <plural>[/status]`, e.g. `update leases`, `watch services`. */
-  requestCounts(): Record<string, number> {
-    return Object.fromEntries([...this.counts].sort(([a], [b]) => a.localeCompare(b)));
+  /** Requests since the start or the last resetCounts(): in all, per verb and resource, per client. */
+  requestCounts(): RequestCounts {
+    const tally = (entries: [string, number][]): RequestTally => ({
+      total: entries.reduce((sum, [, n]) => sum + n, 0),
+      byVerb: Object.fromEntries(entries.sort(([a], [b]) => a.localeCompare(b))),
+    });
+    const all = new Map<string, number>();
+    for (const perClient of this.counts.values()) for (const [k, n] of perClient) all.set(k, (all.get(k) ?? 0) + n);
+    const byClient = Object.fromEntries([...this.counts].sort(([a], [b]) => a.localeCompare(b)).map(([client, c]) => [client, tally([...c])]));
+    return { ...tally([...all]), byClient };
   }
 
   resetCounts(): void {
@@ -283,17 +309,25 @@ export class KubeApiServer {
     return new Promise((resolve) => this.server.close(() => resolve()));
   }
 
-  private count(key: string): void {
-    this.counts.set(key, (this.counts.get(key) ?? 0) + 1);
+  /** The user a request's token names, or undefined when the token is not this server's. */
+  private clientOf(req: IncomingMessage): string | undefined {
+    const auth = req.headers.authorization ?? '';
+    const prefix = `Bearer ${this.token}`;
+    if (auth === prefix) return 'test';
+    const user = auth.startsWith(`${prefix}.`) ? auth.slice(prefix.length + 1) : '';
+    return userName.test(user) ? user : undefined;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     try {
-      if (req.headers.authorization !== `Bearer ${this.token}`) throw new ApiError(401, 'Unauthorized', 'Unauthorized');
+      const client = this.clientOf(req);
+      if (client === undefined) throw new ApiError(401, 'Unauthorized', 'Unauthorized');
       const url = new URL(req.url ?? '/', this.url);
       const target = this.route(url.pathname);
       const body = await readBody(req);
-      this.serve(req.method ?? 'GET', target, url.searchParams, req.headers['content-type'] ?? '', body, res);
+      const counts = this.counts.get(client) ?? this.counts.set(client, new Map()).get(client)!;
+      const count = (key: string) => counts.set(key, (counts.get(key) ?? 0) + 1);
+      this.serve(req.method ?? 'GET', target, url.searchParams, req.headers['content-type'] ?? '', body, res, count);
     } catch (e) {
       const err = e instanceof ApiError ? e : new ApiError(500, 'InternalError', String(e));
       send(res, err.code, status(err.code, err.reason, err.message, err.details));
@@ -324,19 +358,19 @@ export class KubeApiServer {
     return { resource, namespace, name, subresource: sub === 'status' ? 'status' : undefined };
   }
 
-  private serve(method: string, t: Target, query: URLSearchParams, contentType: string, body: string, res: ServerResponse): void {
+  private serve(method: string, t: Target, query: URLSearchParams, contentType: string, body: string, res: ServerResponse, count: (key: string) => void): void {
     const suffix = `${t.resource.plural}${t.subresource ? '/status' : ''}`;
     if (t.name === undefined) {
       if (method === 'GET' && ['1', 'true'].includes(query.get('watch') ?? '')) {
-        this.count(`watch ${suffix}`);
+        count(`watch ${suffix}`);
         return this.watch(t, query, res);
       }
       if (method === 'GET') {
-        this.count(`list ${suffix}`);
+        count(`list ${suffix}`);
         return send(res, 200, this.list(t, query));
       }
       if (method === 'POST' && (t.namespace !== undefined) === t.resource.namespaced) {
-        this.count(`create ${suffix}`);
+        count(`create ${suffix}`);
         return send(res, 201, this.create(t, parseJson(body)));
       }
     } else {
@@ -351,13 +385,13 @@ export class KubeApiServer {
       };
       switch (method) {
         case 'GET':
-          this.count(`get ${suffix}`);
+          count(`get ${suffix}`);
           return send(res, 200, current ?? notFound());
         case 'PUT':
-          this.count(`update ${suffix}`);
+          count(`update ${suffix}`);
           return send(res, 200, this.update(t, key, current ?? notFound(), parseJson(body)));
         case 'PATCH': {
-          this.count(`patch ${suffix}`);
+          count(`patch ${suffix}`);
           const base = current ?? notFound();
           let patched: unknown;
           if (contentType.startsWith('application/merge-patch+json')) patched = mergePatch(base, parseJson(body));
@@ -366,7 +400,7 @@ export class KubeApiServer {
           return send(res, 200, this.update(t, key, base, patched));
         }
         case 'DELETE': {
-          this.count(`delete ${suffix}`);
+          count(`delete ${suffix}`);
           if (t.subresource || !current) return notFound();
           this.table(t.resource).delete(key);
           return send(res, 200, this.commit(t.resource, 'DELETED', clone(current), current));

@@ -1,7 +1,8 @@
 // Kubernetes mode end to end: the built `beacon operator` and `beacon agent` on the test API
 // server (the production client, the API's rules): IPs and conditions on Services, one operator
 // at a time with takeover after kill -9, an agent following its Node object, an API server
-// restart and dropped watches mid-run, Events about its decisions, and the operator's request rate at rest.
+// restart and dropped watches mid-run, Events about its decisions, and the request rates at rest of
+// the operator and of agents with L2 announcements on.
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -24,6 +25,7 @@ interface Status {
   node: string;
   roles: { operator: boolean; operatorHolder: string | null; agent: boolean };
   store: { backend: string; ok: boolean };
+  l2: { enabled: boolean; liveNodes?: string[] };
 }
 
 const leaseMs = 3000;
@@ -170,8 +172,37 @@ describe('Kubernetes mode: beacon operator and beacon agent on the API server', 
     await sleep(1000); // let the last status writes and condition checks settle
     server.resetCounts();
     await sleep(3000);
-    const counts = server.requestCounts();
+    const counts = server.requestCounts().byVerb;
     console.log(`API requests of the operator over 3 s at rest with 100 services: ${JSON.stringify(counts)}`);
     expect(Object.keys(counts).filter((k) => !k.endsWith(' leases'))).toEqual([]);
+  });
+
+  it('runs agents with L2 announcements on under 2 API requests a second each at rest (100 services)', async () => {
+    // No L2AnnouncementPolicy exists: the agents elect nothing and send no frame, but keep their
+    // liveness leases and the live set as they would with policies.
+    const names = ['l2-a', 'l2-b'];
+    const agents: BeaconProcess[] = [];
+    for (const name of names) {
+      expect((await server.request('POST', '/api/v1/nodes', { apiVersion: 'v1', kind: 'Node', metadata: { name } })).status).toBe(201);
+      // Its own user in the kubeconfig: the server counts its requests apart.
+      const config = join(dir, `kubeconfig-${name}`);
+      writeFileSync(config, server.kubeconfig(name));
+      const flags = ['--node-name', name, '--kubeconfig', config, '--socket', sock(name), '--metrics-addr', `127.0.0.1:${await freePort()}`];
+      agents.push(new BeaconProcess(name, ['agent', ...flags, '--kube-proxy-replacement', 'false', '--bgp', 'false']));
+    }
+    for (const name of names) await eventually(() => expect(status(name).l2).toEqual({ enabled: true, liveNodes: names, announcing: 0 }), 45_000, `${name} sees both nodes live`);
+    await sleep(1000); // past the first list of every cache
+    server.resetCounts();
+    const windowS = 5;
+    await sleep(windowS * 1000);
+    const { byClient } = server.requestCounts();
+    for (const name of names) {
+      const mine = byClient[name] ?? { total: 0, byVerb: {} };
+      console.log(`API requests of agent ${name} (L2 on) over ${windowS} s at rest with 100 services: ${mine.total} (${(mine.total / windowS).toFixed(1)}/s) ${JSON.stringify(mine.byVerb)}`);
+      expect(mine.total).toBeLessThanOrEqual(2 * windowS);
+      expect(mine.byVerb['list leases'] ?? 0).toBe(0); // the live set comes from the watch
+    }
+    expect(status('l2-a').l2.liveNodes).toEqual(names);
+    for (const a of agents) expect((await a.stop()).code).toBe(0);
   });
 });

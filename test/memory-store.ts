@@ -11,6 +11,7 @@ export class MemoryStore implements Store {
   private log: { rev: number; kind: string; event: WatchEvent }[] = [];
   private watchers = new Set<{ kind: string; onEvent: (e: WatchEvent) => void; onError: (e: Error) => void }>();
   private leaseMap = new Map<string, Lease>();
+  private leaseWatchers = new Set<{ prefix: string; onChange: (leases: Lease[]) => void }>();
   now = () => Date.now();
   /** Fail every status write with a conflict this many times (to test retries). */
   conflictsToInject = 0;
@@ -107,6 +108,15 @@ export class MemoryStore implements Store {
     return [...this.objects.values()].find((o) => o.kind === kind && objectKey(o) === key);
   }
 
+  private heldLeases(prefix: string): Lease[] {
+    return [...this.leaseMap.values()].filter((l) => l.name.startsWith(prefix) && l.holder !== '').sort((a, b) => (a.name < b.name ? -1 : 1));
+  }
+
+  /** Tells the lease watchers after a write, later (as a watch event arrives after the write's answer). */
+  private leaseChanged(name: string): void {
+    for (const w of this.leaseWatchers) if (name.startsWith(w.prefix)) queueMicrotask(() => this.leaseWatchers.has(w) && w.onChange(this.heldLeases(w.prefix)));
+  }
+
   readonly leases = {
     acquireOrRenew: (name: string, holder: string, durationMs: number, data = ''): Promise<{ held: boolean; lease: Lease }> => {
       const now = this.now();
@@ -115,16 +125,25 @@ export class MemoryStore implements Store {
       const lease: Lease =
         cur?.holder === holder ? { ...cur, renewedAt: now, durationMs, data } : { name, holder, durationMs, acquiredAt: now, renewedAt: now, transitions: (cur?.transitions ?? 0) + 1, data };
       this.leaseMap.set(name, lease);
+      this.leaseChanged(name);
       return Promise.resolve({ held: true, lease });
     },
     release: (name: string, holder: string): Promise<void> => {
       const cur = this.leaseMap.get(name);
-      if (cur?.holder === holder) this.leaseMap.set(name, { ...cur, holder: '', renewedAt: -Infinity });
+      if (cur?.holder === holder) {
+        this.leaseMap.set(name, { ...cur, holder: '', renewedAt: -Infinity });
+        this.leaseChanged(name);
+      }
       return Promise.resolve();
     },
     get: (name: string): Promise<Lease | undefined> => Promise.resolve(this.leaseMap.get(name)),
-    list: (prefix: string): Promise<Lease[]> =>
-      Promise.resolve([...this.leaseMap.values()].filter((l) => l.name.startsWith(prefix) && l.holder !== '').sort((a, b) => (a.name < b.name ? -1 : 1))),
+    list: (prefix: string): Promise<Lease[]> => Promise.resolve(this.heldLeases(prefix)),
+    watch: (prefix: string, onChange: (leases: Lease[]) => void): (() => void) => {
+      const w = { prefix, onChange };
+      this.leaseWatchers.add(w);
+      queueMicrotask(() => this.leaseWatchers.has(w) && onChange(this.heldLeases(prefix)));
+      return () => void this.leaseWatchers.delete(w);
+    },
   };
 
   health() {
@@ -133,6 +152,7 @@ export class MemoryStore implements Store {
 
   close(): Promise<void> {
     this.watchers.clear();
+    this.leaseWatchers.clear();
     return Promise.resolve();
   }
 }

@@ -105,7 +105,7 @@ export class KubernetesStore implements Store {
     this.log = opts.log ?? silentLogger;
     this.timeoutMs = opts.requestTimeoutMs ?? 10_000;
     this.watchQuietMs = opts.watchQuietMs ?? 150_000;
-    this.leases = new KubeLeases(this);
+    this.leases = new KubeLeases(this, this.log);
     this.events = new KubeEventRecorder((method, path, body, contentType) => this.request(method, path, body, contentType), { identity: opts.identity ?? hostname(), log: this.log });
   }
 
@@ -197,7 +197,12 @@ export class KubernetesStore implements Store {
   }
 
   watch(kind: string, revision: string, onEvent: (e: WatchEvent) => void, onError: (err: Error) => void): StoreWatch {
-    const w = new KubeWatch(this, resourceOf(kind), revision, onEvent, onError, this.log);
+    return this.watchScoped(resourceOf(kind), {}, revision, onEvent, onError);
+  }
+
+  /** A watch limited to one namespace and/or a label selector (the lease view's). */
+  watchScoped(resource: KubeResource, scope: WatchScope, revision: string, onEvent: (e: WatchEvent) => void, onError: (err: Error) => void): StoreWatch {
+    const w = new KubeWatch(this, resource, scope, revision, onEvent, onError, this.log);
     this.watches.add(w);
     w.onStop = () => this.watches.delete(w);
     w.start();
@@ -274,6 +279,16 @@ function objectPath(r: KubeResource, ref: ObjectRef, subresource?: 'status'): st
 /** List items of built-in kinds come without kind and apiVersion. */
 const typed = (r: KubeResource, o: StoredObject): StoredObject => ({ ...o, kind: r.kind, apiVersion: apiVersionOf(r) });
 const isCode = (e: unknown, code: number): boolean => e instanceof KubeApiError && e.code === code;
+/** Jittered exponential backoff after `failures` failures in a row: 50–100 ms at first, at most 2.5–5 s. */
+const backoffMs = (failures: number): number => {
+  const ceiling = Math.min(5000, 100 * 2 ** Math.min(failures, 10));
+  return ceiling / 2 + (Math.random() * ceiling) / 2;
+};
+
+export interface WatchScope {
+  readonly namespace?: string;
+  readonly labelSelector?: string;
+}
 
 /**
  * One watch that survives dropped connections: it reconnects from the last version it saw (an
@@ -293,6 +308,7 @@ class KubeWatch {
   constructor(
     private readonly store: KubernetesStore,
     private readonly resource: KubeResource,
+    private readonly scope: WatchScope,
     private revision: string,
     private readonly onEvent: (e: WatchEvent) => void,
     private readonly onError: (err: Error) => void,
@@ -326,10 +342,10 @@ class KubeWatch {
     if (this.stopped || id !== this.connection) return;
     // The API server ends a watch after timeoutSeconds; spread them so watches do not all reconnect at once.
     const timeoutSeconds = 300 + Math.floor(Math.random() * 300);
-    const query = { resourceVersion: this.revision, allowWatchBookmarks: true, timeoutSeconds };
+    const query = { resourceVersion: this.revision, allowWatchBookmarks: true, timeoutSeconds, labelSelector: this.scope.labelSelector };
     const controller = await this.store
       .watcher()
-      .watch(resourcePath(this.resource), query, (phase, obj) => this.heard(id, phase, obj as Json), (err) => this.ended(id, err))
+      .watch(resourcePath(this.resource, this.scope.namespace), query, (phase, obj) => this.heard(id, phase, obj as Json), (err) => this.ended(id, err))
       .catch((e: unknown) => {
         this.ended(id, e);
         return undefined;
@@ -373,8 +389,7 @@ class KubeWatch {
       this.store.markUnreachable(err);
       this.failures++;
     }
-    const ceiling = Math.min(5000, 100 * 2 ** Math.min(this.failures, 10));
-    this.reconnect(err ? ceiling / 2 + (Math.random() * ceiling) / 2 : 0);
+    this.reconnect(err ? backoffMs(this.failures) : 0);
   }
 
   private reconnect(delayMs: number): void {
@@ -414,6 +429,13 @@ function toLease(o: LeaseObject): Lease {
   };
 }
 
+/** The held ones among `objects` whose names start with `prefix`, as Leases sorted by name. */
+const heldLeases = (objects: Iterable<LeaseObject>, prefix: string): Lease[] =>
+  [...objects]
+    .filter((o) => o.metadata.name.startsWith(prefix) && o.spec?.holderIdentity)
+    .map(toLease)
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+
 /**
  * Leases as coordination.k8s.io/v1 Lease objects, the way client-go's leader election keeps them,
  * with optimistic concurrency on resourceVersion. The holder's own last write is remembered, so a
@@ -423,8 +445,13 @@ function toLease(o: LeaseObject): Lease {
 class KubeLeases implements LeaseStore {
   private readonly mine = new Map<string, LeaseObject>();
   private readonly resource = resourceOf('Lease');
+  /** Beacon's leases only: other Leases in the namespace (kube components') are not read. */
+  private readonly selector = `${leaseLabel}=true`;
 
-  constructor(private readonly store: KubernetesStore) {}
+  constructor(
+    private readonly store: KubernetesStore,
+    private readonly log: KubernetesStoreLogger,
+  ) {}
 
   private path(name?: string): string {
     return resourcePath(this.resource, this.store.namespace, name);
@@ -508,12 +535,63 @@ class KubeLeases implements LeaseStore {
     return o && o.spec?.holderIdentity ? toLease(o) : undefined;
   }
 
+  private async listObjects(): Promise<{ items: LeaseObject[]; revision: string }> {
+    const res = await this.store.request('GET', `${this.path()}?labelSelector=${encodeURIComponent(this.selector)}`);
+    return { items: (res.items ?? []) as LeaseObject[], revision: String((res.metadata as { resourceVersion?: string } | undefined)?.resourceVersion ?? '') };
+  }
+
   async list(prefix: string): Promise<Lease[]> {
-    const res = await this.store.request('GET', `${this.path()}?labelSelector=${encodeURIComponent(`${leaseLabel}=true`)}`);
-    return ((res.items ?? []) as LeaseObject[])
-      .filter((o) => o.metadata.name.startsWith(prefix) && o.spec?.holderIdentity)
-      .map(toLease)
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    return heldLeases((await this.listObjects()).items, prefix);
+  }
+
+  /**
+   * One list, then one watch of the labelled Leases in the lease namespace from the list's
+   * resourceVersion: a renewal anywhere costs this process nothing but the event. The watch
+   * resumes after dropped connections (KubeWatch); on 410 Gone it lists again at once, on any
+   * other end (a refused watch: RBAC without `watch leases`) after a backoff.
+   */
+  watch(prefix: string, onChange: (leases: Lease[]) => void): () => void {
+    const objects = new Map<string, LeaseObject>();
+    let current: StoreWatch | undefined;
+    let retry: NodeJS.Timeout | undefined;
+    let failures = 0;
+    let stopped = false;
+    const publish = () => onChange(heldLeases(objects.values(), prefix));
+    const again = (delayMs: number) => {
+      if (!stopped) retry = setTimeout(() => void start(), delayMs);
+    };
+    const start = async (): Promise<void> => {
+      let listed: Awaited<ReturnType<KubeLeases['listObjects']>>;
+      try {
+        listed = await this.listObjects();
+      } catch {
+        return again(backoffMs(++failures)); // the store already logs that the API is unreachable
+      }
+      if (stopped) return;
+      objects.clear();
+      for (const o of listed.items) objects.set(o.metadata.name, o);
+      publish();
+      const onEvent = (e: WatchEvent) => {
+        const o = e.object as LeaseObject;
+        if (!o.metadata.name.startsWith(prefix)) return;
+        failures = 0;
+        if (e.type === 'deleted') objects.delete(o.metadata.name);
+        else objects.set(o.metadata.name, o);
+        publish();
+      };
+      current = this.store.watchScoped(this.resource, { namespace: this.store.namespace, labelSelector: this.selector }, listed.revision, onEvent, (err) => {
+        current = undefined;
+        if (err instanceof ExpiredError) return again(0);
+        if (++failures === 1) this.log.warn({ err: err.message }, 'lease watch refused; listing and watching again after a backoff');
+        again(backoffMs(failures));
+      });
+    };
+    void start();
+    return () => {
+      stopped = true;
+      clearTimeout(retry);
+      current?.close();
+    };
   }
 }
 

@@ -9,7 +9,7 @@ import { KubeApiServer, type KubeApiServerOptions } from '../../test/kube-apiser
 import { sleep } from '../../test/process.js';
 import { Reflector } from '../cache.js';
 import { describeStoreConformance, eventually } from '../conformance.js';
-import { ConflictError, ExpiredError, NotFoundError, type ObjectRef, type StoredObject, type WatchEvent } from '../types.js';
+import { ConflictError, ExpiredError, NotFoundError, type Lease, type ObjectRef, type StoredObject, type WatchEvent } from '../types.js';
 import { leaseDataAnnotation, leaseDurationAnnotation, leaseLabel, openKubernetesStore, resourceOf, resourcePath, type KubernetesStore, type KubernetesStoreOptions } from './index.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'beacon-kube-'));
@@ -52,7 +52,7 @@ describeStoreConformance('kubernetes', async () => {
       await server.close();
     },
   };
-});
+}, { leaseWatch: true });
 
 const pool = (name: string, cidr = '198.18.0.0/28'): StoredObject => ({
   apiVersion: 'beacon.io/v1alpha1',
@@ -94,7 +94,7 @@ describe('kubernetes store', () => {
     await expect(store.writeStatus({ kind: 'LoadBalancerIPPool', name: 'none' }, {}, '1')).rejects.toBeInstanceOf(NotFoundError);
     // A store that ends up in a log line does not carry the kubeconfig's token, also while it watches.
     const w = store.watch('EndpointSlice', slices.revision, () => undefined, () => undefined);
-    await eventually(() => expect(server.requestCounts()['watch endpointslices']).toBe(1));
+    await eventually(() => expect(server.requestCounts().byVerb['watch endpointslices']).toBe(1));
     expect(inspect(store, { depth: Infinity, showHidden: true })).not.toContain(server.token);
     w.close();
   });
@@ -116,7 +116,7 @@ describe('kubernetes store', () => {
     const withStatus = await store.writeStatus({ kind: 'LoadBalancerIPPool', name: 'a' }, { ips: 16 }, created.metadata.resourceVersion!);
     server.resetCounts();
     const changed = await store.apply(pool('a', '198.18.1.0/28'));
-    expect(server.requestCounts()).toEqual({ 'get loadbalancerippools': 1, 'update loadbalancerippools': 1 });
+    expect(server.requestCounts().byVerb).toEqual({ 'get loadbalancerippools': 1, 'update loadbalancerippools': 1 });
     expect(changed).toMatchObject({ status: { ips: 16 }, metadata: { generation: 2, uid: created.metadata.uid } });
     expect(changed.metadata.resourceVersion).not.toBe(withStatus.metadata.resourceVersion);
     expect(await store.delete({ kind: 'LoadBalancerIPPool', name: 'a' })).toBe(true);
@@ -133,7 +133,7 @@ describe('kubernetes store', () => {
     const stale = await store.writeStatus(ref, { ips: 0 }, first.metadata.resourceVersion!).catch((e: unknown) => e);
     expect(stale).toBeInstanceOf(ConflictError);
     expect(stale).toMatchObject({ expected: first.metadata.resourceVersion, actual: second.metadata.resourceVersion });
-    expect(server.requestCounts()['patch loadbalancerippools/status']).toBe(3);
+    expect(server.requestCounts().byVerb['patch loadbalancerippools/status']).toBe(3);
   });
 
   it('ends a watch from a version the server no longer has with one ExpiredError', async () => {
@@ -161,7 +161,7 @@ describe('kubernetes store', () => {
     await remove(server, { kind: 'LoadBalancerIPPool', name: 'b0' });
     const expected = ['added a', 'added b0', 'added b1', 'added b2', 'modified a', 'deleted b0'];
     await eventually(() => expect(w.names()).toEqual(expected));
-    expect(server.requestCounts()['watch loadbalancerippools']).toBeGreaterThanOrEqual(2);
+    expect(server.requestCounts().byVerb['watch loadbalancerippools']).toBeGreaterThanOrEqual(2);
     await sleep(200); // nothing arrives twice, late
     expect(w.names()).toEqual(expected);
     expect(w.errors).toEqual([]);
@@ -193,7 +193,7 @@ describe('kubernetes store', () => {
     await server.restart({ keepData: false });
     await put(server, pool('fresh'));
     await eventually(() => expect(reflector.items().map((o) => o.metadata.name)).toEqual(['fresh']), 10_000);
-    expect(server.requestCounts()['list loadbalancerippools']).toBeGreaterThanOrEqual(2); // the first list and the relist
+    expect(server.requestCounts().byVerb['list loadbalancerippools']).toBeGreaterThanOrEqual(2); // the first list and the relist
     await put(server, pool('later'));
     await eventually(() => expect(reflector.items().map((o) => o.metadata.name).sort()).toEqual(['fresh', 'later']));
   });
@@ -202,14 +202,14 @@ describe('kubernetes store', () => {
     // Bookmarks every 30 s, quiet limit 300 ms: the watchdog restarts the watch again and again.
     const { server, store } = await setup({ bookmarkIntervalMs: 30_000 }, { watchQuietMs: 300 });
     const w = await watching(store);
-    await eventually(() => expect(server.requestCounts()['watch loadbalancerippools']).toBeGreaterThanOrEqual(3));
+    await eventually(() => expect(server.requestCounts().byVerb['watch loadbalancerippools']).toBeGreaterThanOrEqual(3));
     await put(server, pool('a'));
     await eventually(() => expect(w.names()).toEqual(['added a']));
     // With frequent bookmarks the limit never fires (a wide margin, so a busy machine cannot fake a quiet watch).
     const { server: chatty, store: calm } = await setup({ bookmarkIntervalMs: 50 }, { watchQuietMs: 1000 });
     await watching(calm);
     await sleep(1500);
-    expect(chatty.requestCounts()['watch loadbalancerippools']).toBe(1);
+    expect(chatty.requestCounts().byVerb['watch loadbalancerippools']).toBe(1);
   });
 
   it('stores leases as coordination.k8s.io Lease objects; a renewal is one request; takeover after expiry', async () => {
@@ -226,10 +226,10 @@ describe('kubernetes store', () => {
     expect(lease.spec.renewTime).toMatch(/^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$/);
     server.resetCounts();
     for (let i = 0; i < 5; i++) expect((await store.leases.acquireOrRenew('operator', 'node-a', 1000, '{"up":true}')).held).toBe(true);
-    expect(server.requestCounts()).toEqual({ 'update leases': 5 });
+    expect(server.requestCounts().byVerb).toEqual({ 'update leases': 5 });
     server.resetCounts();
     expect((await other.leases.acquireOrRenew('operator', 'node-b', 1000)).held).toBe(false);
-    expect(server.requestCounts()).toEqual({ 'get leases': 1 });
+    expect(server.requestCounts().byVerb).toEqual({ 'get leases': 1 });
     // node-a goes silent; node-b takes over once renewTime + duration has passed.
     let taken: Awaited<ReturnType<typeof other.leases.acquireOrRenew>> | undefined;
     await eventually(async () => {
@@ -240,7 +240,41 @@ describe('kubernetes store', () => {
     // node-a's remembered copy is stale: its next attempt costs a conflict and a read, and fails.
     server.resetCounts();
     expect((await store.leases.acquireOrRenew('operator', 'node-a', 1000)).held).toBe(false);
-    expect(server.requestCounts()).toEqual({ 'get leases': 1, 'update leases': 1 });
+    expect(server.requestCounts().byVerb).toEqual({ 'get leases': 1, 'update leases': 1 });
+  });
+
+  it('watches the node leases with one list and one watch: resumes a dropped watch, lists again after 410 Gone', async () => {
+    // Rare bookmarks: the watch stays behind changes to other kinds, so compaction makes it too old.
+    const { server, store } = await setup({ bookmarkIntervalMs: 60_000 });
+    const other = await openStore(server);
+    cleanup.push(() => other.close());
+    await store.leases.acquireOrRenew('l2-node-a', 'a', 3000, 'a1');
+    server.resetCounts();
+    const sets: Lease[][] = [];
+    const latest = () => sets.at(-1)?.map((l) => `${l.holder}:${l.data}`);
+    const stop = store.leases.watch!('l2-node-', (set) => sets.push(set));
+    cleanup.push(() => Promise.resolve(stop()));
+    await eventually(() => expect(latest()).toEqual(['a:a1']));
+    for (const data of ['b1', 'b2', 'b3']) await other.leases.acquireOrRenew('l2-node-b', 'b', 3000, data);
+    await other.leases.acquireOrRenew('operator', 'b', 3000); // a Beacon lease, not a node's: no new set
+    await eventually(() => expect(latest()).toEqual(['a:a1', 'b:b3']));
+    const told = sets.length;
+    // A first acquisition reads (404) and creates; a renewal is one update; the watch is one list and one watch.
+    expect(server.requestCounts().byVerb).toEqual({ 'create leases': 2, 'get leases': 2, 'list leases': 1, 'update leases': 2, 'watch leases': 1 });
+
+    server.dropWatches();
+    await other.leases.acquireOrRenew('l2-node-b', 'b', 3000, 'b4');
+    await eventually(() => expect(latest()).toEqual(['a:a1', 'b:b4']));
+    expect(server.requestCounts().byVerb).toMatchObject({ 'list leases': 1, 'watch leases': 2 }); // resumed, not listed again
+
+    await put(server, pool('elsewhere'));
+    server.compact();
+    server.dropWatches();
+    await eventually(() => expect(server.requestCounts().byVerb).toMatchObject({ 'list leases': 2, 'watch leases': 4 })); // 410, then a new list and watch
+    await store.leases.release('l2-node-a', 'a');
+    await eventually(() => expect(latest()).toEqual(['b:b4']));
+    expect(sets.length).toBeGreaterThan(told);
+    expect(sets.flat().filter((l) => !l.name.startsWith('l2-node-'))).toEqual([]);
   });
 
   it('keeps sub-second lease durations exact, and reads leases other clients wrote in whole seconds', async () => {
