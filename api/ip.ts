@@ -16,14 +16,14 @@ export const familyName = (family: Family): 'IPv4' | 'IPv6' => (family === 4 ? '
 function parseIPv4(text: string): bigint | undefined {
   const parts = text.split('.');
   if (parts.length !== 4) return undefined;
-  let value = 0n;
+  let value = 0; // a Number until the end: one BigInt per address instead of four
   for (const part of parts) {
     if (!/^(0|[1-9][0-9]{0,2})$/.test(part)) return undefined;
     const octet = Number(part);
     if (octet > 255) return undefined;
-    value = (value << 8n) | BigInt(octet);
+    value = value * 256 + octet;
   }
-  return value;
+  return BigInt(value);
 }
 
 /** Parses RFC 4291 section 2.2 text: hex groups, one `::`, optional trailing dotted quad. No zones. */
