@@ -73,8 +73,13 @@ export const frontendKey = (f: { readonly address: string; readonly port: number
 /** A backend's node-independent identity (same format as frontendKey). */
 export const backendKey = frontendKey;
 
+/** Canonical dotted quads (no leading zeros): the common case, handled without bigints. */
+const dottedQuad = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)$/;
+
 /** A string that sorts addresses numerically, IPv4 before IPv6; unparsable text sorts last. */
 export function addressSortKey(address: string): string {
+  const quad = dottedQuad.exec(address);
+  if (quad) return `4${(((Number(quad[1]) * 256 + Number(quad[2])) * 256 + Number(quad[3])) * 256 + Number(quad[4])).toString(16).padStart(8, '0')}`;
   const ip = parseIP(address);
   if (ip === undefined) return `9${address}`;
   return `${ip.family}${ip.value.toString(16).padStart(ip.family === 4 ? 8 : 32, '0')}`;
@@ -107,6 +112,7 @@ interface Candidate {
 
 /** The canonical text of an address; IPv4-mapped IPv6 (::ffff:a.b.c.d) is the IPv4 address, as the maps store it. */
 const canonical = (text: string): { text: string; family: Family } | undefined => {
+  if (dottedQuad.test(text)) return { text, family: 4 };
   let ip = parseIP(text);
   if (ip?.family === 6 && ip.value >> 32n === 0xffffn) ip = { family: 4, value: ip.value & 0xffffffffn };
   return ip && { text: formatIP(ip), family: ip.family };

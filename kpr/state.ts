@@ -115,11 +115,18 @@ const noIds: readonly number[] = [];
 /** The ids a service references, each once (a planned service's slots are already unique). */
 function referenced(service: DatapathService | undefined): readonly number[] {
   if (service === undefined) return noIds;
-  if (service.maglev === undefined && !service.slots.includes(0) && new Set(service.slots).size === service.slots.length) return service.slots;
+  if (service.maglev === undefined && !service.slots.includes(0) && distinct(service.slots)) return service.slots;
   const ids = new Set(service.slots);
   if (service.maglev) for (const id of service.maglev) ids.add(id);
   ids.delete(0);
   return [...ids];
+}
+
+/** No id twice; without allocating for the usual handful of backends (this runs for every service of every plan). */
+function distinct(ids: readonly number[]): boolean {
+  if (ids.length > 32) return new Set(ids).size === ids.length;
+  for (let i = 1; i < ids.length; i++) for (let j = 0; j < i; j++) if (ids[i] === ids[j]) return false;
+  return true;
 }
 
 const settle = (pool: IdPool): void => {
@@ -388,6 +395,7 @@ const range = (from: number, to: number): number[] => Array.from({ length: to - 
  */
 function layoutSlots(old: readonly number[], wanted: readonly number[]): { slots: readonly number[]; writes: { slot: number; backendId: number }[] } {
   if (old.length === wanted.length && old.every((id, i) => id === wanted[i])) return { slots: old, writes: [] };
+  if (old.length === 0) return { slots: wanted, writes: wanted.map((backendId, i) => ({ slot: i + 1, backendId })) };
   const want = new Set(wanted);
   const slots = new Array<number>(wanted.length).fill(0);
   const placed = new Set<number>();
