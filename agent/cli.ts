@@ -47,7 +47,7 @@ Commands:
              [--lease-duration 5s] [node agent flags]
       Run Beacon on a plain host: the operator role (one process per store, by lease) and the
       node agent.
-  operator [--kubeconfig PATH] [--lease-namespace beacon-system] [--identity NAME]
+  operator [--kubeconfig PATH] [--kube-api-qps 20] [--kube-api-burst 40] [--lease-namespace beacon-system] [--identity NAME]
            [--socket /run/beacon/operator.sock] [--metrics-addr HOST:PORT] [--lease-duration 5s]
       Kubernetes mode: the operator role alone (LB-IPAM, status conditions), one replica at a time
       by a Lease; in-cluster credentials without --kubeconfig.
@@ -188,6 +188,8 @@ const processFlags = {
   'log-level': { type: 'string', default: 'info' },
   kubeconfig: { type: 'string' },
   'lease-namespace': { type: 'string', default: 'beacon-system' },
+  'kube-api-qps': { type: 'string', default: '20' },
+  'kube-api-burst': { type: 'string', default: '40' },
 } as const;
 
 /** Flags of the node agent (`standalone` and `agent`). */
@@ -277,11 +279,20 @@ function kprOptions(values: AgentFlagValues): KprOptions {
 }
 
 /** The Kubernetes store: the kubeconfig given, or the pod's service account. */
-const kubernetesStore = (values: { kubeconfig?: string | undefined; 'lease-namespace': string }): StoreOptions => ({
-  backend: 'kubernetes',
-  ...(values.kubeconfig !== undefined ? { kubeconfig: values.kubeconfig } : {}),
-  namespace: values['lease-namespace'],
-});
+function kubernetesStore(values: { kubeconfig?: string | undefined; 'lease-namespace': string; 'kube-api-qps': string; 'kube-api-burst': string }): StoreOptions {
+  const rate = (flag: 'kube-api-qps' | 'kube-api-burst'): number => {
+    const n = Number(values[flag]);
+    if (!Number.isFinite(n) || n <= 0 || n > 10_000) throw new UsageError(`--${flag} "${values[flag]}": a number above 0 and at most 10000`);
+    return n;
+  };
+  return {
+    backend: 'kubernetes',
+    ...(values.kubeconfig !== undefined ? { kubeconfig: values.kubeconfig } : {}),
+    namespace: values['lease-namespace'],
+    qps: rate('kube-api-qps'),
+    burst: Math.max(1, Math.floor(rate('kube-api-burst'))),
+  };
+}
 
 async function standalone(args: string[], io: IO): Promise<number> {
   const { values } = parseArgs({

@@ -7,7 +7,7 @@ export type StoreOptions =
   | { backend: 'embedded'; manifestsDir: string; stateDir: string }
   | { backend: 'etcd'; endpoints: string[]; prefix: string }
   /** Without a kubeconfig path: the pod's service account. */
-  | { backend: 'kubernetes'; kubeconfig?: string; namespace?: string; identity?: string };
+  | { backend: 'kubernetes'; kubeconfig?: string; namespace?: string; identity?: string; qps?: number; burst?: number };
 
 export async function openStore(opts: StoreOptions, log: Logger): Promise<Store> {
   switch (opts.backend) {
@@ -21,7 +21,7 @@ export async function openStore(opts: StoreOptions, log: Logger): Promise<Store>
     }
     case 'kubernetes': {
       const { openKubernetesStore } = await import('../store/kubernetes/index.js');
-      return openKubernetesStore({ kubeconfig: opts.kubeconfig, namespace: opts.namespace, identity: opts.identity, log: log.child({ store: 'kubernetes' }) });
+      return openKubernetesStore({ kubeconfig: opts.kubeconfig, namespace: opts.namespace, identity: opts.identity, qps: opts.qps, burst: opts.burst, log: log.child({ store: 'kubernetes' }) });
     }
   }
 }

@@ -89,4 +89,18 @@ describe('beacon ipam plan', () => {
     expect(beacon('nope').err).toContain('unknown command "nope"');
     expect(beacon('--help').code).toBe(0);
   });
+
+  it('checks the node agent and Kubernetes client flags before starting anything', () => {
+    for (const [flags, message] of [
+      [['--kube-proxy-replacement', 'maybe'], '--kube-proxy-replacement "maybe": true or false'],
+      [['--bpf-lb-algorithm', 'hash'], '--bpf-lb-algorithm "hash": random or maglev'],
+      [['--bpf-lb-maglev-table-size', '1000'], '--bpf-lb-maglev-table-size "1000": one of the primes'],
+      [['--bpf-lb-map-max', '8'], '--bpf-lb-map-max "8": an integer from 16'],
+      [['--kube-api-qps', '0'], '--kube-api-qps "0": a number above 0'],
+    ] as const) {
+      const r = beacon('agent', '--node-name', 'n1', ...flags);
+      expect(r.code).toBe(2);
+      expect(r.err).toContain(message);
+    }
+  });
 });
