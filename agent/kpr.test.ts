@@ -9,8 +9,6 @@ import {
   frontendKey,
   statNames,
   type Algorithm,
-  type DatapathBackend,
-  type DatapathService,
   type DatapathState,
   type FrontendType,
   type Op,
@@ -22,23 +20,12 @@ import { eventually } from '../test/process.js';
 import { KprAgent, type Datapath } from './kpr.js';
 import { createLogger } from './log.js';
 import { createMetrics } from './metrics.js';
+import { MapSimulator } from '../kpr/map-simulator.js';
 
 /** A beacon_svc entry: the frontend's slots are counted, not listed. */
-interface ServiceMapEntry {
-  id: number;
-  frontend: DatapathService['frontend'];
-  count: number;
-  type: FrontendType;
-  algorithm: Algorithm;
-  affinityTimeoutSeconds: number;
-}
 
 /** The maps as the kernel holds them, written op by op; `failNext` fails a write before its last op. */
-class FakeDatapath implements Datapath {
-  services = new Map<string, ServiceMapEntry>();
-  slots = new Map<string, number>();
-  maglev = new Map<number, Uint32Array>();
-  backends = new Map<number, DatapathBackend>();
+class FakeDatapath extends MapSimulator implements Datapath {
   readonly calls: Op[][] = [];
   failNext = false;
   closed = false;
@@ -51,50 +38,6 @@ class FakeDatapath implements Datapath {
       this.failNext = false;
       throw new Error('bpf_map_update_batch: ENOMEM');
     }
-  }
-
-  private write(op: Op): void {
-    switch (op.op) {
-      case 'upsertBackend':
-        return void this.backends.set(op.backend.id, op.backend);
-      case 'setSlots':
-        return op.slots.forEach((s) => this.slots.set(`${op.serviceId}/${s.slot}`, s.backendId));
-      case 'setMaglev':
-        return void this.maglev.set(op.serviceId, op.table);
-      case 'upsertService': {
-        const { id, frontend, type, algorithm, affinityTimeoutSeconds, slots } = op.service;
-        return void this.services.set(frontendKey(frontend), { id, frontend, type, algorithm, affinityTimeoutSeconds, count: slots.length });
-      }
-      case 'deleteService':
-        return void this.services.delete(frontendKey(op.service.frontend));
-      case 'deleteSlots':
-        return op.slots.forEach((slot) => this.slots.delete(`${op.serviceId}/${slot}`));
-      case 'deleteMaglev':
-        return void this.maglev.delete(op.serviceId);
-      case 'deleteBackend':
-        return void this.backends.delete(op.id);
-    }
-  }
-
-  /** As SocketDatapath.adopt: drops slots beyond a count or of no service, and Maglev tables of no Maglev service. */
-  adopt(): DatapathState {
-    const byId = new Map([...this.services.values()].map((s) => [s.id, s]));
-    for (const key of [...this.slots.keys()]) {
-      const [id, slot] = key.split('/').map(Number) as [number, number];
-      if (slot > (byId.get(id)?.count ?? 0)) this.slots.delete(key);
-    }
-    for (const id of [...this.maglev.keys()]) if (byId.get(id)?.algorithm !== 'maglev') this.maglev.delete(id);
-    return this.read();
-  }
-
-  read(): DatapathState {
-    const services = new Map<string, DatapathService>();
-    for (const [key, { count, ...s }] of this.services) {
-      const maglev = s.algorithm === 'maglev' ? this.maglev.get(s.id) : undefined;
-      const slots = Array.from({ length: count }, (_, i) => this.slots.get(`${s.id}/${i + 1}`) ?? 0);
-      services.set(key, { ...s, slots, ...(maglev ? { maglev } : {}) });
-    }
-    return { services, backends: new Map(this.backends) };
   }
 
   stats() {

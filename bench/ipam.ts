@@ -35,6 +35,7 @@ import {
   type ServiceInput,
   type ServiceResult,
 } from '../lbipam/index.js';
+import { gc, median, percentile, time } from './measure.js';
 
 // ---- workload ----------------------------------------------------------------------------------
 
@@ -178,22 +179,8 @@ const withStatus = (svc: Service, result: ServiceResult | undefined): Service =>
 
 // ---- measuring ---------------------------------------------------------------------------------
 
-const gc = (): void => globalThis.gc?.();
 const rssMB = (): number => process.resourceUsage().maxRSS / 1024;
 const heapMB = (): number => process.memoryUsage().heapUsed / 2 ** 20;
-
-function time<T>(f: () => T): [T, number] {
-  const t0 = performance.now();
-  const out = f();
-  return [out, performance.now() - t0];
-}
-
-function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
-}
-const median = (values: readonly number[]): number => percentile(values, 0.5);
 
 function summarize(results: Map<string, ServiceResult>): { satisfied: number; reasons: Record<string, number> } {
   const reasons: Record<string, number> = {};

@@ -38,6 +38,7 @@ import {
   type Frontend,
   type PlanOptions,
 } from '../kpr/index.js';
+import { gc, median, percentile, time } from './measure.js';
 
 const { values: flags } = parseArgs({
   options: {
@@ -121,20 +122,8 @@ const updatedService = (r: number, services: number): number => (r * 7919) % ser
 
 // ---- measuring ------------------------------------------------------------------------------------
 
-const gc = (): void => globalThis.gc?.();
 const maxRssMB = (): number => process.resourceUsage().maxRSS / 1024;
 const rssMB = (): number => process.memoryUsage().rss / 2 ** 20;
-function time<T>(f: () => T): [T, number] {
-  const t0 = performance.now();
-  const out = f();
-  return [out, performance.now() - t0];
-}
-function percentile(values: readonly number[], p: number): number {
-  if (values.length === 0) return NaN;
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.min(sorted.length - 1, Math.max(0, Math.ceil(p * sorted.length) - 1))]!;
-}
-const median = (values: readonly number[]): number => percentile(values, 0.5);
 const checkDeadline = (what: string): void => {
   if (Date.now() > RUN_DEADLINE) throw new Error(`benchmark deadline passed before ${what}`);
 };

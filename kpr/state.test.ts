@@ -14,6 +14,7 @@ import {
   type Op,
   type PlanOptions,
 } from './state.js';
+import { MapSimulator } from './map-simulator.js';
 
 const opts: PlanOptions = { maglevTableSize: 251 };
 const range = (n: number): number[] => Array.from({ length: n }, (_, i) => i);
@@ -56,75 +57,12 @@ const show = (ops: readonly Op[]): string[] =>
 
 // ---- a simulated kernel: the maps as the datapath sees them --------------------------------------
 
-interface Entry {
-  id: number;
-  count: number;
-  type: FrontendType;
-  algorithm: Algorithm;
-  affinity: number;
-}
-
-class Kernel {
-  services = new Map<string, Entry>();
-  slots = new Map<string, number>();
-  maglev = new Map<number, Uint32Array>();
-  backends = new Map<number, DatapathBackend>();
-
-  static of(state: DatapathState): Kernel {
-    const kernel = new Kernel();
-    for (const [key, s] of state.services) {
-      kernel.services.set(key, { id: s.id, count: s.slots.length, type: s.type, algorithm: s.algorithm, affinity: s.affinityTimeoutSeconds });
-      s.slots.forEach((id, i) => kernel.slots.set(`${s.id}/${i + 1}`, id));
-      if (s.maglev) kernel.maglev.set(s.id, s.maglev);
-    }
-    for (const [id, b] of state.backends) kernel.backends.set(id, b);
-    return kernel;
-  }
-
-  apply(op: Op): void {
-    switch (op.op) {
-      case 'upsertBackend':
-        return void this.backends.set(op.backend.id, op.backend);
-      case 'setSlots':
-        return op.slots.forEach((s) => this.slots.set(`${op.serviceId}/${s.slot}`, s.backendId));
-      case 'setMaglev':
-        return void this.maglev.set(op.serviceId, op.table);
-      case 'upsertService': {
-        const s = op.service;
-        return void this.services.set(frontendKey(s.frontend), { id: s.id, count: s.slots.length, type: s.type, algorithm: s.algorithm, affinity: s.affinityTimeoutSeconds });
-      }
-      case 'deleteService':
-        return void this.services.delete(op.key);
-      case 'deleteSlots':
-        return op.slots.forEach((slot) => this.slots.delete(`${op.serviceId}/${slot}`));
-      case 'deleteMaglev':
-        return void this.maglev.delete(op.serviceId);
-      case 'deleteBackend':
-        return void this.backends.delete(op.id);
-    }
-  }
-
-  /** What a packet could meet: every slot within the count and every Maglev entry names a live backend. */
-  broken(size: number): string | undefined {
-    for (const [key, s] of this.services) {
-      for (let slot = 1; slot <= s.count; slot++) {
-        const id = this.slots.get(`${s.id}/${slot}`);
-        if (id === undefined || !this.backends.has(id)) return `${key} slot ${slot} -> ${id}`;
-      }
-      if (s.algorithm !== 'maglev' || s.count === 0) continue;
-      const table = this.maglev.get(s.id);
-      if (table?.length !== size) return `${key} has no Maglev table`;
-      for (const id of table) if (!this.backends.has(id)) return `${key} Maglev entry -> ${id}`;
-    }
-    return undefined;
-  }
-}
 
 /** Applies ops one by one to the simulated maps, checking what a packet could meet after each. */
-function run(state: DatapathState, ops: readonly Op[], size = opts.maglevTableSize): Kernel {
-  const kernel = Kernel.of(state);
+function run(state: DatapathState, ops: readonly Op[], size = opts.maglevTableSize): MapSimulator {
+  const kernel = MapSimulator.of(state);
   for (const [i, op] of ops.entries()) {
-    kernel.apply(op);
+    kernel.write(op);
     const broken = kernel.broken(size);
     if (broken) throw new Error(`after op ${i} (${show([op])[0]}): ${broken}`);
   }
@@ -133,7 +71,7 @@ function run(state: DatapathState, ops: readonly Op[], size = opts.maglevTableSi
 
 const plan = (current: DatapathState, frontends: Frontend[], options: PlanOptions = opts) => {
   const result = planDatapath(current, frontends, options);
-  expect(run(current, result.ops, options.maglevTableSize)).toEqual(Kernel.of(result.next));
+  expect(run(current, result.ops, options.maglevTableSize)).toEqual(MapSimulator.of(result.next));
   return result;
 };
 
@@ -288,9 +226,9 @@ describe('planDatapath', () => {
       'deleteBackend 6',
     ]);
     expect([...next.services.values()].map((s) => `${s.id}:${s.slots.join(',')}`)).toEqual(['7:30,12,40', '9:12,1']);
-    const kernel = Kernel.of(current);
-    ops.forEach((op) => kernel.apply(op));
-    expect(kernel).toEqual(Kernel.of(next));
+    const kernel = MapSimulator.of(current);
+    ops.forEach((op) => kernel.write(op));
+    expect(kernel).toEqual(MapSimulator.of(next));
     expect(kernel.broken(251)).toBeUndefined();
     expect(planDatapath(next, [web, api], opts).ops).toEqual([]);
   });
@@ -390,7 +328,7 @@ function keepsIds(before: DatapathState, after: DatapathState): void {
 }
 
 describe('planDatapath properties', () => {
-  it('never exposes a missing backend, lands on `next`, is idempotent and keeps ids, over random edits', () => {
+  it('never exposes a missing backend, lands on `next`, is idempotent and keeps ids, over random edits', { timeout: 120_000 }, () => {
     fc.assert(
       fc.property(
         fc.array(arbFrontends.map(consistent), { minLength: 1, maxLength: 6 }),
@@ -402,7 +340,7 @@ describe('planDatapath properties', () => {
             const before = structuredClone(current);
             const { ops, next: planned, problems } = planDatapath(current, frontends, options);
             expect(current).toEqual(before); // (pure)
-            expect(run(current, ops)).toEqual(Kernel.of(planned)); // (a) at every op, (b) at the end
+            expect(run(current, ops)).toEqual(MapSimulator.of(planned)); // (a) at every op, (b) at the end
             // (c) at once; or, when a full map held something back, within a few plans as deletions make room.
             let next = planned;
             let settled = planDatapath(next, frontends, options);
@@ -433,7 +371,7 @@ describe('planDatapath properties', () => {
     );
   });
 
-  it('adopts any renumbering and slot order of its own output: only strays are deleted, every id is kept', () => {
+  it('adopts any renumbering and slot order of its own output: only strays are deleted, every id is kept', { timeout: 120_000 }, () => {
     fc.assert(
       fc.property(arbFrontends.map(consistent), fc.integer({ min: 1, max: 1000 }), fc.integer(), fc.nat(3), (frontends, stride, seed, strays) => {
         const { next } = planDatapath(emptyDatapathState(), frontends, opts);
@@ -458,7 +396,7 @@ describe('planDatapath properties', () => {
     );
   });
 
-  it('plans the same ops for the changed frontends alone as for everything', () => {
+  it('plans the same ops for the changed frontends alone as for everything', { timeout: 120_000 }, () => {
     fc.assert(
       fc.property(fc.array(arbFrontends.map(consistent), { minLength: 1, maxLength: 8 }), (steps) => {
         let full = emptyDatapathState();
