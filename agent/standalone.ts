@@ -358,7 +358,9 @@ async function startKpr(opts: StandaloneOptions, services: Reflector, slices: Re
   };
   if (!opts.kpr) return off('not configured');
   const k = opts.kpr;
-  const { probeKernel, ensureCgroup2 } = await import('../bpf/index.js');
+  const { probeKernel, ensureCgroup2, setLibbpfLogger } = await import('../bpf/index.js');
+  // libbpf's own messages (e.g. why a pinned map could not be reused) into this log, not stderr.
+  setLibbpfLogger((level, message) => (level === 'warn' ? log.warn({ source: 'libbpf' }, message) : log.debug({ source: 'libbpf' }, message)));
   const reason = kprOffReason(k.enabled, probeKernel);
   if (reason) {
     if (k.enabled !== false) log.warn({ reason }, 'kube-proxy replacement is off');

@@ -93,54 +93,55 @@ export interface Libc {
   if_nametoindex(name: string): number;
 }
 
-const LIBBPF_SIGNATURES = [
-  'int bpf_map_create(int type, const char *name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, void *opts)',
-  'int bpf_map_update_elem(int fd, void *key, void *value, uint64_t flags)',
-  'int bpf_map_lookup_elem(int fd, void *key, void *value)',
-  'int bpf_map_delete_elem(int fd, void *key)',
-  'int bpf_map_get_next_key(int fd, void *key, void *next_key)',
-  'int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, void *count, void *opts)',
-  'int bpf_map_update_batch(int fd, void *keys, void *values, void *count, void *opts)',
-  'int bpf_map_delete_batch(int fd, void *keys, void *count, void *opts)',
-  'int bpf_obj_get(const char *path)',
-  'int bpf_map_get_fd_by_id(uint32_t id)',
-  'int bpf_obj_pin(int fd, const char *path)',
-  'int bpf_obj_get_info_by_fd(int fd, void *info, void *info_len)',
-  'int bpf_prog_test_run_opts(int fd, void *opts)',
-  'void *bpf_object__open_file(const char *path, void *opts)',
-  'int bpf_object__load(void *obj)',
-  'void bpf_object__close(void *obj)',
-  'void *bpf_object__next_map(void *obj, void *prev)',
-  'void *bpf_object__next_program(void *obj, void *prev)',
-  'const char *bpf_map__name(void *map)',
-  'int bpf_map__fd(void *map)',
-  'int bpf_map__set_max_entries(void *map, uint32_t max_entries)',
-  'void *bpf_map__inner_map(void *map)',
-  'int bpf_map__set_inner_map_fd(void *map, int fd)',
-  'int bpf_map__type(void *map)',
-  'uint32_t bpf_map__key_size(void *map)',
-  'uint32_t bpf_map__value_size(void *map)',
-  'uint32_t bpf_map__map_flags(void *map)',
-  'const char *bpf_program__name(void *prog)',
-  'int bpf_program__fd(void *prog)',
-  'int bpf_program__type(void *prog)',
-  'void *bpf_program__attach_cgroup(void *prog, int cgroup_fd)',
-  'void *bpf_link__open(const char *path)',
-  'int bpf_link__fd(void *link)',
-  'int bpf_link__pin(void *link, const char *path)',
-  'int bpf_link__unpin(void *link)',
-  'int bpf_link__update_program(void *link, void *prog)',
-  'int bpf_link__detach(void *link)',
-  'int bpf_link__destroy(void *link)',
-  'int bpf_tc_hook_create(void *hook)',
-  'int bpf_tc_attach(void *hook, void *opts)',
-  'int bpf_tc_detach(void *hook, void *opts)',
-  'int bpf_tc_query(void *hook, void *opts)',
-  'int libbpf_probe_bpf_prog_type(int prog_type, void *opts)',
-  'int libbpf_probe_bpf_map_type(int map_type, void *opts)',
-  'int libbpf_probe_bpf_helper(int prog_type, int helper_id, void *opts)',
-  'int libbpf_num_possible_cpus()',
-];
+/** The C declaration of each bound function, by name: a name the interface lacks does not compile. */
+const LIBBPF_SIGNATURES: { readonly [K in keyof Libbpf]: string } = {
+  bpf_map_create: 'int bpf_map_create(int type, const char *name, uint32_t key_size, uint32_t value_size, uint32_t max_entries, void *opts)',
+  bpf_map_update_elem: 'int bpf_map_update_elem(int fd, void *key, void *value, uint64_t flags)',
+  bpf_map_lookup_elem: 'int bpf_map_lookup_elem(int fd, void *key, void *value)',
+  bpf_map_delete_elem: 'int bpf_map_delete_elem(int fd, void *key)',
+  bpf_map_get_next_key: 'int bpf_map_get_next_key(int fd, void *key, void *next_key)',
+  bpf_map_lookup_batch: 'int bpf_map_lookup_batch(int fd, void *in_batch, void *out_batch, void *keys, void *values, void *count, void *opts)',
+  bpf_map_update_batch: 'int bpf_map_update_batch(int fd, void *keys, void *values, void *count, void *opts)',
+  bpf_map_delete_batch: 'int bpf_map_delete_batch(int fd, void *keys, void *count, void *opts)',
+  bpf_obj_get: 'int bpf_obj_get(const char *path)',
+  bpf_map_get_fd_by_id: 'int bpf_map_get_fd_by_id(uint32_t id)',
+  bpf_obj_pin: 'int bpf_obj_pin(int fd, const char *path)',
+  bpf_obj_get_info_by_fd: 'int bpf_obj_get_info_by_fd(int fd, void *info, void *info_len)',
+  bpf_prog_test_run_opts: 'int bpf_prog_test_run_opts(int fd, void *opts)',
+  bpf_object__open_file: 'void *bpf_object__open_file(const char *path, void *opts)',
+  bpf_object__load: 'int bpf_object__load(void *obj)',
+  bpf_object__close: 'void bpf_object__close(void *obj)',
+  bpf_object__next_map: 'void *bpf_object__next_map(void *obj, void *prev)',
+  bpf_object__next_program: 'void *bpf_object__next_program(void *obj, void *prev)',
+  bpf_map__name: 'const char *bpf_map__name(void *map)',
+  bpf_map__fd: 'int bpf_map__fd(void *map)',
+  bpf_map__set_max_entries: 'int bpf_map__set_max_entries(void *map, uint32_t max_entries)',
+  bpf_map__inner_map: 'void *bpf_map__inner_map(void *map)',
+  bpf_map__set_inner_map_fd: 'int bpf_map__set_inner_map_fd(void *map, int fd)',
+  bpf_map__type: 'int bpf_map__type(void *map)',
+  bpf_map__key_size: 'uint32_t bpf_map__key_size(void *map)',
+  bpf_map__value_size: 'uint32_t bpf_map__value_size(void *map)',
+  bpf_map__map_flags: 'uint32_t bpf_map__map_flags(void *map)',
+  bpf_program__name: 'const char *bpf_program__name(void *prog)',
+  bpf_program__fd: 'int bpf_program__fd(void *prog)',
+  bpf_program__type: 'int bpf_program__type(void *prog)',
+  bpf_program__attach_cgroup: 'void *bpf_program__attach_cgroup(void *prog, int cgroup_fd)',
+  bpf_link__open: 'void *bpf_link__open(const char *path)',
+  bpf_link__fd: 'int bpf_link__fd(void *link)',
+  bpf_link__pin: 'int bpf_link__pin(void *link, const char *path)',
+  bpf_link__unpin: 'int bpf_link__unpin(void *link)',
+  bpf_link__update_program: 'int bpf_link__update_program(void *link, void *prog)',
+  bpf_link__detach: 'int bpf_link__detach(void *link)',
+  bpf_link__destroy: 'int bpf_link__destroy(void *link)',
+  bpf_tc_hook_create: 'int bpf_tc_hook_create(void *hook)',
+  bpf_tc_attach: 'int bpf_tc_attach(void *hook, void *opts)',
+  bpf_tc_detach: 'int bpf_tc_detach(void *hook, void *opts)',
+  bpf_tc_query: 'int bpf_tc_query(void *hook, void *opts)',
+  libbpf_probe_bpf_prog_type: 'int libbpf_probe_bpf_prog_type(int prog_type, void *opts)',
+  libbpf_probe_bpf_map_type: 'int libbpf_probe_bpf_map_type(int map_type, void *opts)',
+  libbpf_probe_bpf_helper: 'int libbpf_probe_bpf_helper(int prog_type, int helper_id, void *opts)',
+  libbpf_num_possible_cpus: 'int libbpf_num_possible_cpus()',
+};
 
 const LIBBPF_PATH = 'libbpf.so.1';
 let libbpf: Libbpf | undefined;
@@ -176,15 +177,15 @@ export function lib(): Libbpf {
   if (libbpf === undefined) {
     c();
     const l = koffi.load(LIBBPF_PATH);
-    const fns: Record<string, unknown> = {};
-    for (const sig of LIBBPF_SIGNATURES) fns[/(\w+)\(/.exec(sig)![1]!] = l.func(sig);
+    // koffi's functions take any arguments; the interface above gives each its C types.
+    const bound = Object.fromEntries(Object.entries(LIBBPF_SIGNATURES).map(([name, sig]) => [name, l.func(sig)])) as { [K in keyof Libbpf]: ReturnType<typeof l.func> };
     // Every libbpf message goes through this callback: it is formatted by libc's vasprintf (the
     // va_list arrives as a pointer on x86-64), whole however long (a verifier log can run to
     // megabytes), and kept for the running operation.
     const printProto = koffi.proto('int beacon_libbpf_print(int level, uint64_t fmt, uint64_t args)');
-    const setPrint = l.func('void *libbpf_set_print(void *fn)') as (fn: unknown) => unknown;
+    const setPrint = l.func('void *libbpf_set_print(void *fn)');
     setPrint(koffi.register(onLibbpfPrint, koffi.pointer(printProto)));
-    libbpf = fns as unknown as Libbpf;
+    libbpf = bound;
   }
   return libbpf;
 }
