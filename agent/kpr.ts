@@ -180,7 +180,7 @@ export class KprAgent {
   private reconcile(): void {
     if (this.stopped) return;
     const started = performance.now();
-    const opts = { maglevTableSize: this.deps.options.maglevTableSize, maxServices: this.deps.options.lbMapMax, maxBackends: this.deps.options.lbMapMax };
+    const opts = { maglevTableSize: this.deps.options.maglevTableSize, maxServices: this.deps.options.lbMapMax, maxBackends: this.deps.options.lbMapMax, nodeName: this.deps.nodeName };
     let plan: DatapathPlan;
     let touched: string[];
     if (this.full) {

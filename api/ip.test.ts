@@ -1,6 +1,26 @@
 import { describe, expect, it } from 'vitest';
 import fc from 'fast-check';
-import { formatIP, parseCIDR, parseIP, rangeSize } from './ip.js';
+import { canonicalIPv4, formatIP, parseCIDR, parseIP, rangeSize } from './ip.js';
+
+describe('canonicalIPv4', () => {
+  it('reads canonical dotted quads and nothing else', () => {
+    expect(canonicalIPv4('198.18.0.1')).toBe(0xc6120001);
+    expect(canonicalIPv4('0.0.0.0')).toBe(0);
+    expect(canonicalIPv4('255.255.255.255')).toBe(0xffffffff);
+    for (const bad of ['', '1.2.3', '1.2.3.4.5', '01.2.3.4', '1.2.3.256', '1..2.3', '1.2.3.', '.1.2.3', '1.2.3.4 ', '::1', '1.2.3.1000']) {
+      expect(canonicalIPv4(bad), bad).toBeUndefined();
+    }
+  });
+
+  it('agrees with parseIP on canonical text', () => {
+    fc.assert(
+      fc.property(fc.ipV4(), (text) => {
+        const ip = parseIP(text);
+        expect(canonicalIPv4(text)).toBe(ip && formatIP(ip) === text ? Number(ip.value) : undefined);
+      }),
+    );
+  });
+});
 
 describe('parseIP / formatIP', () => {
   it('parses and canonicalises IPv4 and IPv6', () => {

@@ -71,6 +71,30 @@ export function parseIP(text: string): IP | undefined {
   return value === undefined ? undefined : { family: 4, value };
 }
 
+/**
+ * The number of an IPv4 address in canonical dotted-quad text (no leading zeros), else
+ * undefined: the hot paths' way to skip bigints and garbage for the common case.
+ */
+export function canonicalIPv4(text: string): number | undefined {
+  let value = 0;
+  let octet = 0;
+  let digits = 0;
+  let dots = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 46 /* . */) {
+      if (digits === 0 || ++dots > 3) return undefined;
+      value = value * 256 + octet;
+      octet = digits = 0;
+    } else if (c >= 48 && c <= 57) {
+      if (digits > 0 && octet === 0) return undefined; // a leading zero
+      octet = octet * 10 + (c - 48);
+      if (++digits > 3 || octet > 255) return undefined;
+    } else return undefined;
+  }
+  return dots === 3 && digits > 0 ? value * 256 + octet : undefined;
+}
+
 /** Canonical text: dotted quad, or RFC 5952 (lower case, longest zero run of two or more as `::`). */
 export function formatIP(ip: IP): string {
   if (ip.family === 4) {

@@ -149,8 +149,8 @@ describe('SocketDatapath on the kernel', () => {
     const orphan = Math.max(...[...next.services.values()].map((s) => s.id)) + 1;
     // What a crash between the planner's steps leaves: slots past a count, an id without a frontend.
     dp.apply([
-      { op: 'setSlots', serviceId: web.id, slots: [{ slot: web.slots.length + 1, backendId: web.slots[0]! }] },
-      { op: 'setSlots', serviceId: orphan, slots: [{ slot: 1, backendId: web.slots[0]! }] },
+      { op: 'setSlots', serviceId: web.id, slots: [web.slots.length + 1], backendIds: [web.slots[0]!] },
+      { op: 'setSlots', serviceId: orphan, slots: [1], backendIds: [web.slots[0]!] },
       { op: 'setMaglev', serviceId: orphan, table: api.maglev! },
       { op: 'setMaglev', serviceId: web.id, table: api.maglev! },
     ]);

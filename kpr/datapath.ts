@@ -78,9 +78,12 @@ const BPF_F_INNER_MAP = 1 << 12;
 
 /** Entries collected for one batched write or delete on one map, flushed in op order. */
 class Batch {
-  private keys: Buffer;
+  keys: Buffer;
   private values: Buffer | undefined;
   private n = 0;
+  /** Where the entry reserved last goes: set by reserve(), no object per entry. */
+  keyAt = 0;
+  valueAt = 0;
   /** Entries the buffers hold: small at first (one service's update), doubled up to BATCH. */
   private room = 16;
   constructor(
@@ -93,12 +96,18 @@ class Batch {
   is(map: BpfMap, kind: 'update' | 'delete'): boolean {
     return this.map === map && this.kind === kind;
   }
-  /** Room for one entry: its key and value slices to encode into. */
-  next(): { key: Buffer; keyAt: number; value: Buffer; valueAt: number } {
+  /** The value buffer of an update batch. */
+  get value(): Buffer {
+    return this.values ?? this.keys;
+  }
+  /** Room for one more entry, at keyAt / valueAt. */
+  reserve(): this {
     if (this.n === this.room && this.room < BATCH) this.grow();
     if (this.n === BATCH) this.flush();
     const at = this.n++;
-    return { key: this.keys, keyAt: at * this.map.info.keySize, value: this.values ?? this.keys, valueAt: at * this.map.valueBytes };
+    this.keyAt = at * this.map.info.keySize;
+    this.valueAt = at * this.map.valueBytes;
+    return this;
   }
   private grow(): void {
     this.room *= 2;
@@ -194,21 +203,21 @@ export class SocketDatapath {
         batch?.flush();
         batch = new Batch(map, kind);
       }
-      return batch.next();
+      return batch.reserve();
     };
     for (const op of ops) {
       switch (op.op) {
         case 'upsertBackend': {
           const e = into(m.backends, 'update');
-          encodeU32(op.backend.id, e.key, e.keyAt);
+          encodeU32(op.backend.id, e.keys, e.keyAt);
           encodeBackend(op.backend, e.value, e.valueAt);
           break;
         }
         case 'setSlots':
-          for (const s of op.slots) {
+          for (let i = 0; i < op.slots.length; i++) {
             const e = into(m.slots, 'update');
-            encodeSlotKey(op.serviceId, s.slot, e.key, e.keyAt);
-            encodeU32(s.backendId, e.value, e.valueAt);
+            encodeSlotKey(op.serviceId, op.slots[i]!, e.keys, e.keyAt);
+            encodeU32(op.backendIds[i]!, e.value, e.valueAt);
           }
           break;
         case 'setMaglev':
@@ -217,19 +226,19 @@ export class SocketDatapath {
           break;
         case 'upsertService': {
           const e = into(m.services, 'update');
-          encodeServiceKey(op.service.frontend, e.key, e.keyAt);
+          encodeServiceKey(op.service.frontend, e.keys, e.keyAt);
           encodeService({ ...op.service, count: op.service.slots.length }, e.value, e.valueAt);
           break;
         }
         case 'deleteService': {
           const e = into(m.services, 'delete');
-          encodeServiceKey(op.service.frontend, e.key, e.keyAt);
+          encodeServiceKey(op.service.frontend, e.keys, e.keyAt);
           break;
         }
         case 'deleteSlots':
           for (const slot of op.slots) {
             const e = into(m.slots, 'delete');
-            encodeSlotKey(op.serviceId, slot, e.key, e.keyAt);
+            encodeSlotKey(op.serviceId, slot, e.keys, e.keyAt);
           }
           break;
         case 'deleteMaglev':
@@ -239,7 +248,7 @@ export class SocketDatapath {
           break;
         case 'deleteBackend': {
           const e = into(m.backends, 'delete');
-          encodeU32(op.id, e.key, e.keyAt);
+          encodeU32(op.id, e.keys, e.keyAt);
           break;
         }
       }

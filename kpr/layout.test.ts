@@ -51,6 +51,7 @@ describe('encoders match struct layouts in lb.h', () => {
   it('lb_backend: addr[16], __be16 port, proto, state', () => {
     expect(encodeBackend({ address: '198.18.1.2', port: 8080, protocol: 'TCP', state: 'active' })).toEqual(hex(`${mapped('c6120102')} | 1f90 | 06 | 00`));
     expect(encodeBackend({ address: '2001:db8::1', port: 53, protocol: 'UDP', state: 'terminating' })).toEqual(hex(`${doc6} | 0035 | 11 | 01`));
+    expect(encodeBackend({ address: '198.18.1.2', port: 8080, protocol: 'TCP', state: 'terminating', local: true })).toEqual(hex(`${mapped('c6120102')} | 1f90 | 06 | 03`));
   });
 
   it('lb_slot_key, backend id, slot value and lb_config: little-endian __u32s', () => {
@@ -90,6 +91,7 @@ describe('decoders', () => {
     const backends: BackendEntry[] = [
       { address: '198.18.255.254', port: 8443, protocol: 'UDP', state: 'terminating' },
       { address: '2001:db8::1', port: 8080, protocol: 'TCP', state: 'active' },
+      { address: '198.18.0.9', port: 80, protocol: 'TCP', state: 'active', local: true },
     ];
     for (const b of backends) expect(decodeBackend(encodeBackend(b))).toEqual(b);
     const batch = Buffer.alloc(3 * sizes.backend);
@@ -103,7 +105,7 @@ describe('decoders', () => {
 
   it('unknown enum values decode to the display defaults; an unknown protocol is an error', () => {
     expect(decodeService(hex('01000000 | 0000 | 09 | 09 | 00000000 | 00000000'))).toMatchObject({ algorithm: 'random', type: 'ClusterIP' });
-    expect(decodeBackend(hex(`${doc6} 0050 06 07`)).state).toBe('active');
+    expect(decodeBackend(hex(`${doc6} 0050 06 04`))).toEqual({ address: '2001:db8::1', port: 80, protocol: 'TCP', state: 'active' }); // an unknown flag
     expect(() => decodeBackend(hex(`${doc6} 0050 84 00`))).toThrow(/unknown protocol number 132/);
   });
 

@@ -2,7 +2,7 @@
 // datapath entries into map keys/values and back (adoption after a restart, `beacon bpf dump`).
 // Integers are little-endian (the host's order on the machines Beacon supports); ports are in
 // network order as the kernel hands them to the socket hooks; IPv4 is stored IPv4-mapped.
-import { formatIP, parseIP } from '../api/index.js';
+import { canonicalIPv4, formatIP, parseIP } from '../api/index.js';
 import type { Algorithm, BackendState, FrontendType, Protocol } from './model.js';
 
 export const mapNames = {
@@ -37,7 +37,9 @@ const protocolNames = new Map<number, Protocol>([
 ]);
 const frontendTypes: readonly FrontendType[] = ['ClusterIP', 'LoadBalancer', 'ExternalIP', 'NodePort'];
 const algorithms: readonly Algorithm[] = ['random', 'maglev'];
-const backendStates: readonly BackendState[] = ['active', 'terminating'];
+/** enum lb_backend_flags. */
+const TERMINATING = 1;
+const LOCAL = 2;
 
 /** Order of the counters in beacon_stats (enum lb_stat). */
 export const statNames = [
@@ -57,29 +59,36 @@ export interface Address {
   protocol: Protocol;
 }
 
-const addressCache = new Map<string, Buffer>();
-const octet = '(25[0-5]|2[0-4]\\d|1\\d\\d|[1-9]?\\d)';
-const ipv4Quad = new RegExp(`^${octet}\\.${octet}\\.${octet}\\.${octet}$`);
+/** IPv6 (and non-canonical IPv4) bytes, memoised: parsing them takes bigints. */
+const slowAddresses = new Map<string, Buffer>();
 
-/** 16 bytes of an address, IPv4-mapped for IPv4; memoised because backends repeat across services. */
-export function addressBytes(address: string): Buffer {
-  let bytes = addressCache.get(address);
-  if (bytes === undefined) {
-    bytes = Buffer.alloc(16);
-    const quad = ipv4Quad.exec(address);
-    if (quad) {
-      // The common case without bigints: canonical dotted quads (what the planner's keys hold).
-      bytes[10] = bytes[11] = 0xff;
-      for (let i = 0; i < 4; i++) bytes[12 + i] = Number(quad[i + 1]);
-    } else {
-      const ip = parseIP(address);
-      if (ip === undefined) throw new Error(`not an IP address: ${address}`);
-      let value = ip.family === 4 ? ip.value | (0xffffn << 32n) : ip.value;
-      for (let i = 15; i >= 0; i--, value >>= 8n) bytes[i] = Number(value & 0xffn);
-    }
-    if (addressCache.size > 1_000_000) addressCache.clear();
-    addressCache.set(address, bytes);
+/** Writes the 16 bytes of an address, IPv4-mapped for IPv4. */
+export function encodeAddress(address: string, out: Buffer, at: number): void {
+  const v4 = canonicalIPv4(address);
+  if (v4 !== undefined) {
+    // The common case, with no allocation: what the planner's entries hold.
+    out.fill(0, at, at + 10);
+    out[at + 10] = out[at + 11] = 0xff;
+    out.writeUInt32BE(v4, at + 12);
+    return;
   }
+  let bytes = slowAddresses.get(address);
+  if (bytes === undefined) {
+    const ip = parseIP(address);
+    if (ip === undefined) throw new Error(`not an IP address: ${address}`);
+    bytes = Buffer.alloc(16);
+    let value = ip.family === 4 ? ip.value | (0xffffn << 32n) : ip.value;
+    for (let i = 15; i >= 0; i--, value >>= 8n) bytes[i] = Number(value & 0xffn);
+    if (slowAddresses.size > 100_000) slowAddresses.clear();
+    slowAddresses.set(address, bytes);
+  }
+  bytes.copy(out, at);
+}
+
+/** 16 bytes of an address, IPv4-mapped for IPv4. */
+export function addressBytes(address: string): Buffer {
+  const bytes = Buffer.alloc(16);
+  encodeAddress(address, bytes, 0);
   return bytes;
 }
 
@@ -99,7 +108,7 @@ function protocolName(n: number): Protocol {
 }
 
 export function encodeServiceKey(f: Address, out: Buffer = Buffer.alloc(sizes.svcKey), at = 0): Buffer {
-  addressBytes(f.address).copy(out, at);
+  encodeAddress(f.address, out, at);
   out.writeUInt16BE(f.port, at + 16);
   out[at + 18] = protocolNumbers[f.protocol];
   out[at + 19] = 0;
@@ -145,24 +154,29 @@ export const decodeU32 = (b: Uint8Array, at = 0): number => Buffer.from(b.buffer
 
 export interface BackendEntry extends Address {
   state: BackendState;
+  /** On this node: the tc datapath reaches it without source NAT. Absent when not. */
+  local?: boolean;
 }
 
 export function encodeBackend(b: BackendEntry, out: Buffer = Buffer.alloc(sizes.backend), at = 0): Buffer {
-  addressBytes(b.address).copy(out, at);
+  encodeAddress(b.address, out, at);
   out.writeUInt16BE(b.port, at + 16);
   out[at + 18] = protocolNumbers[b.protocol];
-  out[at + 19] = backendStates.indexOf(b.state);
+  out[at + 19] = (b.state === 'terminating' ? TERMINATING : 0) | (b.local ? LOCAL : 0);
   return out;
 }
 
 export function decodeBackend(b: Uint8Array, at = 0): BackendEntry {
   const buf = Buffer.from(b.buffer, b.byteOffset, b.byteLength);
-  return {
+  const flags = buf[at + 19]!;
+  const entry: BackendEntry = {
     address: formatAddressBytes(buf, at),
     port: buf.readUInt16BE(at + 16),
     protocol: protocolName(buf[at + 18]!),
-    state: backendStates[buf[at + 19]!] ?? 'active',
+    state: flags & TERMINATING ? 'terminating' : 'active',
   };
+  if (flags & LOCAL) entry.local = true;
+  return entry;
 }
 
 export function encodeSlotKey(serviceId: number, slot: number, out: Buffer = Buffer.alloc(sizes.slotKey), at = 0): Buffer {

@@ -26,7 +26,7 @@ export class MapSimulator {
     const maps = new MapSimulator();
     for (const s of state.services.values()) {
       maps.write({ op: 'upsertService', service: s });
-      maps.write({ op: 'setSlots', serviceId: s.id, slots: s.slots.map((backendId, i) => ({ slot: i + 1, backendId })) });
+      maps.write({ op: 'setSlots', serviceId: s.id, slots: s.slots.map((_, i) => i + 1), backendIds: s.slots });
       if (s.maglev) maps.write({ op: 'setMaglev', serviceId: s.id, table: s.maglev });
     }
     for (const b of state.backends.values()) maps.write({ op: 'upsertBackend', backend: b });
@@ -38,7 +38,7 @@ export class MapSimulator {
       case 'upsertBackend':
         return void this.backends.set(op.backend.id, op.backend);
       case 'setSlots':
-        return op.slots.forEach((s) => this.slots.set(`${op.serviceId}/${s.slot}`, s.backendId));
+        return op.slots.forEach((slot, i) => this.slots.set(`${op.serviceId}/${slot}`, op.backendIds[i]!));
       case 'setMaglev':
         return void this.maglev.set(op.serviceId, op.table);
       case 'upsertService': {

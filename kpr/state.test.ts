@@ -39,7 +39,7 @@ const show = (ops: readonly Op[]): string[] =>
       case 'upsertBackend':
         return `upsertBackend ${op.backend.id}=${backendKey(op.backend)} ${op.backend.state}`;
       case 'setSlots':
-        return `setSlots ${op.serviceId} ${op.slots.map((s) => `${s.slot}:${s.backendId}`).join(' ')}`;
+        return `setSlots ${op.serviceId} ${op.slots.map((slot, i) => `${slot}:${op.backendIds[i]}`).join(' ')}`;
       case 'setMaglev':
         return `setMaglev ${op.serviceId} {${[...new Set(op.table)].sort((a, b) => a - b).join(',')}}`;
       case 'upsertService':
@@ -192,6 +192,17 @@ describe('planDatapath', () => {
     expect(() => planDatapath(emptyDatapathState(), [], { maglevTableSize: 4 })).toThrow(/not a prime/);
   });
 
+  it("marks this node's backends local, and rewrites a backend whose locality changed", () => {
+    const onNode = (address: string, nodeName: string): Backend => ({ ...be(address), nodeName });
+    const frontends = [fe('198.18.100.1', [onNode('198.18.1.1', 'node-a'), onNode('198.18.1.2', 'node-b')])];
+    const first = plan(emptyDatapathState(), frontends, { ...opts, nodeName: 'node-a' });
+    expect([...first.next.backends.values()].map((b) => `${b.address} ${b.local ?? false}`)).toEqual(['198.18.1.1 true', '198.18.1.2 false']);
+    expect(plan(first.next, frontends, { ...opts, nodeName: 'node-a' }).ops).toEqual([]);
+    const renamed = plan(first.next, frontends, { ...opts, nodeName: 'node-b' });
+    expect(show(renamed.ops)).toEqual(['upsertBackend 1=198.18.1.1:8080/TCP active', 'upsertBackend 2=198.18.1.2:8080/TCP active']);
+    expect([...renamed.next.backends.values()].map((b) => b.local ?? false)).toEqual([false, true]);
+  });
+
   it('adopts a state read back from the kernel: sparse ids, slots in any order, holes, strays', () => {
     const backend = (id: number, address: string): DatapathBackend => ({ id, address, port: 8080, protocol: 'TCP', state: 'active' });
     const service = (id: number, address: string, slots: number[], extra: Partial<DatapathService> = {}): [string, DatapathService] => [
@@ -220,8 +231,8 @@ describe('planDatapath', () => {
       'setSlots 9 2:1',
       'upsertService 9=198.18.100.2:80/TCP count=2 random',
       'deleteService 3=198.18.100.9:80/TCP',
-      'deleteSlots 3 1',
       'deleteMaglev 9',
+      'deleteSlots 3 1',
       'deleteBackend 5',
       'deleteBackend 6',
     ]);

@@ -11,9 +11,8 @@
 import { isPrime, maglevTable } from './maglev.js';
 import {
   backendKey,
-  endpointSortKey,
   frontendKey,
-  sortByKey,
+  sortEndpoints,
   type Algorithm,
   type Backend,
   type BackendState,
@@ -48,6 +47,8 @@ export interface DatapathBackend {
   readonly port: number;
   readonly protocol: Protocol;
   readonly state: BackendState;
+  /** On this node (PlanOptions.nodeName): external traffic reaches it without source NAT. Absent when not. */
+  readonly local?: boolean;
 }
 
 export interface DatapathState {
@@ -58,7 +59,8 @@ export interface DatapathState {
 
 export type Op =
   | { op: 'upsertBackend'; backend: DatapathBackend }
-  | { op: 'setSlots'; serviceId: number; slots: { slot: number; backendId: number }[] }
+  /** slots[i] (1-based) gets backendIds[i]. */
+  | { op: 'setSlots'; serviceId: number; slots: readonly number[]; backendIds: readonly number[] }
   | { op: 'setMaglev'; serviceId: number; table: Uint32Array }
   | { op: 'upsertService'; service: DatapathService }
   | { op: 'deleteService'; key: string; service: DatapathService }
@@ -68,6 +70,8 @@ export type Op =
 
 export interface PlanOptions {
   readonly maglevTableSize: number;
+  /** This node: its backends are marked local. */
+  readonly nodeName?: string;
   /** Entries the service map holds: a plan needs room for current + new services (deletions come last). */
   readonly maxServices?: number;
   /** Entries the backend map holds, counted the same way. */
@@ -96,9 +100,49 @@ interface IdPool {
   lowest: number;
 }
 
+type Identity = { readonly address: string; readonly port: number; readonly protocol: Protocol };
+
+/** Port and protocol packed below the id: 2^17 values. */
+const PACK = 2 ** 17;
+const portProtocol = (e: Identity): number => e.port * 2 + (e.protocol === 'UDP' ? 1 : 0);
+
+/**
+ * Backend identity → id without building a string per lookup (100,000 of them per full plan):
+ * keyed by address with port and protocol packed beside the id; a second port or protocol of
+ * one address goes to a map keyed by backendKey.
+ */
+class IdentityIds {
+  private readonly byAddress = new Map<string, number>();
+  private readonly others = new Map<string, number>();
+
+  get size(): number {
+    return this.byAddress.size + this.others.size;
+  }
+
+  get(e: Identity): number | undefined {
+    const packed = this.byAddress.get(e.address);
+    if (packed !== undefined && packed % PACK === portProtocol(e)) return Math.floor(packed / PACK);
+    return this.others.size === 0 ? undefined : this.others.get(backendKey(e));
+  }
+
+  set(e: Identity, id: number): void {
+    const packed = this.byAddress.get(e.address);
+    if (packed === undefined || packed % PACK === portProtocol(e)) {
+      this.byAddress.set(e.address, id * PACK + portProtocol(e));
+      if (this.others.size > 0) this.others.delete(backendKey(e));
+    } else this.others.set(backendKey(e), id);
+  }
+
+  delete(e: Identity): void {
+    const packed = this.byAddress.get(e.address);
+    if (packed !== undefined && packed % PACK === portProtocol(e)) this.byAddress.delete(e.address);
+    else if (this.others.size > 0) this.others.delete(backendKey(e));
+  }
+}
+
 interface Index {
   /** Backend identity → its id. */
-  readonly byIdentity: Map<string, number>;
+  readonly byIdentity: IdentityIds;
   /** Backend id → how many services reference it (slots or Maglev table). */
   readonly refs: Map<number, number>;
   readonly serviceIds: IdPool & { readonly used: Set<number> };
@@ -135,7 +179,7 @@ const settle = (pool: IdPool): void => {
 
 function buildIndex(state: DatapathState): Index {
   const index: Index = {
-    byIdentity: new Map(),
+    byIdentity: new IdentityIds(),
     refs: new Map(),
     serviceIds: { used: new Set(), lowest: 1 },
     backendIds: { used: state.backends, lowest: 1 },
@@ -149,9 +193,8 @@ function buildIndex(state: DatapathState): Index {
   // Should an adopted state hold one identity twice, keep the referenced id, then the lowest.
   const preference = (id: number): number => (index.refs.has(id) ? 0 : 2 ** 32) + id;
   for (const backend of state.backends.values()) {
-    const identity = backendKey(backend);
-    const known = index.byIdentity.get(identity);
-    if (known === undefined || preference(backend.id) < preference(known)) index.byIdentity.set(identity, backend.id);
+    const known = index.byIdentity.get(backend);
+    if (known === undefined || preference(backend.id) < preference(known)) index.byIdentity.set(backend, backend.id);
   }
   settle(index.serviceIds);
   settle(index.backendIds);
@@ -194,8 +237,8 @@ export function applyDelta(state: DatapathState, delta: DatapathDelta): void {
   for (const [id, backend] of delta.backends) {
     const old = state.backends.get(id);
     if (index) {
-      if (old && index.byIdentity.get(backendKey(old)) === id) index.byIdentity.delete(backendKey(old));
-      if (backend && !index.byIdentity.has(backendKey(backend))) index.byIdentity.set(backendKey(backend), id);
+      if (old && index.byIdentity.get(old) === id) index.byIdentity.delete(old);
+      if (backend && index.byIdentity.get(backend) === undefined) index.byIdentity.set(backend, id);
     }
     if (backend) state.backends.set(id, backend);
     else state.backends.delete(id);
@@ -269,14 +312,14 @@ function planChanges(
   const count = (ids: readonly number[], by: number): void => {
     for (const id of ids) if (current.backends.has(id)) refChanges.set(id, (refChanges.get(id) ?? 0) + by);
   };
-  const newIds = new Map<string, number>(); // identities given an id by this plan
+  const newIds = new IdentityIds(); // identities given an id by this plan
   const nextServiceId = allocator(index.serviceIds);
   const nextBackendId = allocator(index.backendIds);
   let newServices = 0;
   const tables = new Map<string, Uint32Array>();
 
   // Frontends in address order, so ids are handed out the same way by a full and a partial plan.
-  const work = sortByKey([...changed], ([key, frontend]) => (frontend ? endpointSortKey(frontend) : key));
+  const work = sortEndpoints([...changed], ([key, frontend]) => frontend ?? current.services.get(key)?.frontend ?? { address: key, port: 0, protocol: 'TCP' });
   for (const [key, frontend] of work) {
     const old = current.services.get(key);
     if (frontend === undefined) {
@@ -290,28 +333,26 @@ function planChanges(
     }
 
     // Backend ids of the selected endpoints; new identities are counted before any id is taken.
-    const picked = new Map<string, { backend: Backend; id: number | undefined }>();
+    const backends = uniqueBackends(frontend.selected);
+    const known = backends.map((backend) => index.byIdentity.get(backend) ?? newIds.get(backend));
     let missing = 0;
-    for (const backend of frontend.selected) {
-      const identity = backendKey(backend);
-      if (picked.has(identity)) continue;
-      const id = index.byIdentity.get(identity) ?? newIds.get(identity);
-      picked.set(identity, { backend, id });
-      if (id === undefined) missing++;
-    }
+    for (const id of known) if (id === undefined) missing++;
     const full =
       !old && current.services.size + newServices + 1 > maxServices ? 'service' : current.backends.size + newIds.size + missing > maxBackends ? 'backend' : undefined;
     if (full) {
       problems.push({ service: frontend.service, reason: 'map_full', message: `${key} is not programmed: the ${full} map is full` });
       continue;
     }
-    const identities = [...picked.keys()];
-    const slotIds = [...picked].map(([identity, { backend, id }]) => {
-      if (id === undefined) newIds.set(identity, (id = nextBackendId()));
+    const slotIds = backends.map((backend, i) => {
+      let id = known[i];
+      if (id === undefined) newIds.set(backend, (id = nextBackendId()));
       // Two frontends may see one backend in different states (display only): the first one
       // this plan meets decides, so a second full plan writes nothing.
-      if (!delta.backends.has(id) && current.backends.get(id)?.state !== backend.state) {
-        delta.backends.set(id, { id, address: backend.address, port: backend.port, protocol: backend.protocol, state: backend.state });
+      const now = current.backends.get(id);
+      const local = opts.nodeName !== undefined && backend.nodeName === opts.nodeName;
+      if (!delta.backends.has(id) && (now?.state !== backend.state || (now.local ?? false) !== local)) {
+        const { address, port, protocol, state } = backend;
+        delta.backends.set(id, local ? { id, address, port, protocol, state, local } : { id, address, port, protocol, state });
       }
       return id;
     });
@@ -322,7 +363,7 @@ function planChanges(
       algorithm = 'random';
     }
     const { slots, writes } = layoutSlots(old?.slots ?? [], slotIds);
-    const table = algorithm === 'maglev' && slotIds.length > 0 ? maglevOf(identities, slotIds, opts.maglevTableSize, tables) : undefined;
+    const table = algorithm === 'maglev' && slotIds.length > 0 ? maglevOf(backends.map(backendKey), slotIds, opts.maglevTableSize, tables) : undefined;
     const maglev = table && old?.maglev && sameTable(old.maglev, table) ? old.maglev : table;
     const maglevChanged = maglev !== undefined && maglev !== old?.maglev;
     const affinityTimeoutSeconds = frontend.affinityTimeoutSeconds ?? 0;
@@ -333,7 +374,7 @@ function planChanges(
       old.affinityTimeoutSeconds !== affinityTimeoutSeconds ||
       old.slots.length !== slots.length;
     const maglevDropped = old?.maglev !== undefined && maglev === undefined;
-    if (!entryChanged && writes.length === 0 && !maglevChanged && !maglevDropped) continue;
+    if (!entryChanged && writes.slots.length === 0 && !maglevChanged && !maglevDropped) continue;
 
     let id = old?.id;
     if (id === undefined) {
@@ -350,7 +391,7 @@ function planChanges(
       ...(maglev ? { maglev } : {}),
     };
     delta.services.set(key, service);
-    if (writes.length > 0) steps.slots.push({ op: 'setSlots', serviceId: id, slots: writes });
+    if (writes.slots.length > 0) steps.slots.push({ op: 'setSlots', serviceId: id, ...writes });
     if (maglevChanged) steps.slots.push({ op: 'setMaglev', serviceId: id, table: maglev });
     if (entryChanged) steps.services.push({ op: 'upsertService', service });
     if (old && old.slots.length > slots.length) steps.cleanup.push({ op: 'deleteSlots', serviceId: id, slots: range(slots.length + 1, old.slots.length) });
@@ -378,6 +419,21 @@ function planChanges(
   return { ops, delta, problems };
 }
 
+/** The backends without a repeated identity (the first is kept); the input itself when none repeats, as the model gives. */
+function uniqueBackends(backends: readonly Backend[]): readonly Backend[] {
+  const same = (a: Backend, b: Backend): boolean => a.address === b.address && a.port === b.port && a.protocol === b.protocol;
+  if (backends.length <= 32) {
+    let repeated = false;
+    for (let i = 1; i < backends.length && !repeated; i++) for (let j = 0; j < i && !repeated; j++) repeated = same(backends[i]!, backends[j]!);
+    if (!repeated) return backends;
+  }
+  const seen = new Set<string>();
+  return backends.filter((b) => {
+    const key = backendKey(b);
+    return !seen.has(key) && (seen.add(key), true);
+  });
+}
+
 /** Hands out the lowest ids not in use, in increasing order, without touching the pool. */
 function allocator(pool: IdPool): () => number {
   let candidate = pool.lowest;
@@ -393,9 +449,9 @@ const range = (from: number, to: number): number[] => Array.from({ length: to - 
  * Slots for the wanted backends that rewrite as few slots as possible: a backend already in a
  * slot within the new count stays there, the others fill the free slots in selection order.
  */
-function layoutSlots(old: readonly number[], wanted: readonly number[]): { slots: readonly number[]; writes: { slot: number; backendId: number }[] } {
-  if (old.length === wanted.length && old.every((id, i) => id === wanted[i])) return { slots: old, writes: [] };
-  if (old.length === 0) return { slots: wanted, writes: wanted.map((backendId, i) => ({ slot: i + 1, backendId })) };
+function layoutSlots(old: readonly number[], wanted: readonly number[]): { slots: readonly number[]; writes: { slots: readonly number[]; backendIds: readonly number[] } } {
+  if (old.length === wanted.length && old.every((id, i) => id === wanted[i])) return { slots: old, writes: { slots: noIds, backendIds: noIds } };
+  if (old.length === 0) return { slots: wanted, writes: { slots: firstSlots(wanted.length), backendIds: wanted } };
   const want = new Set(wanted);
   const slots = new Array<number>(wanted.length).fill(0);
   const placed = new Set<number>();
@@ -406,15 +462,23 @@ function layoutSlots(old: readonly number[], wanted: readonly number[]): { slots
       placed.add(id);
     }
   }
-  const writes: { slot: number; backendId: number }[] = [];
+  const writes = { slots: [] as number[], backendIds: [] as number[] };
   let free = 0;
   for (const id of wanted) {
     if (placed.has(id)) continue;
     while (slots[free] !== 0) free++;
     slots[free] = id;
-    writes.push({ slot: free + 1, backendId: id });
+    writes.slots.push(free + 1);
+    writes.backendIds.push(id);
   }
   return { slots, writes };
+}
+
+const slotRanges: (readonly number[])[] = [];
+
+/** Slots 1..n, shared (read-only) for the usual sizes: every new service writes them. */
+function firstSlots(n: number): readonly number[] {
+  return n > 256 ? range(1, n) : (slotRanges[n] ??= range(1, n));
 }
 
 /** The Maglev table as backend ids; services with the same backends share one table per plan. */
@@ -446,16 +510,16 @@ export interface ServiceDescription {
 
 /** What `beacon kpr services -o json` prints: frontends in address order, backends in identity order. */
 export function describeServices(state: DatapathState): ServiceDescription[] {
-  return sortByKey([...state.services.values()], (s) => endpointSortKey(s.frontend)).map((service) => ({
+  return sortEndpoints([...state.services.values()], (s) => s.frontend).map((service) => ({
     frontend: frontendKey(service.frontend),
     type: service.type,
     algorithm: service.algorithm,
-    backends: sortByKey(
+    backends: sortEndpoints(
       service.slots.flatMap((id) => {
         const backend = state.backends.get(id);
         return backend ? [backend] : [];
       }),
-      endpointSortKey,
+      (b) => b,
     ).map(({ address, port, state }) => ({ address, port, state })),
   }));
 }

@@ -29,8 +29,12 @@ struct lb_backend {
 	__u8 addr[16];
 	__be16 port;
 	__u8 proto;
-	__u8 state; /* 0 active, 1 terminating: for display only, selection reads the slots */
+	__u8 flags; /* LB_BACKEND_*: selection reads the slots, the tc datapath reads LOCAL */
 };
+
+/* Terminating is for display; LOCAL marks a backend on this node: external traffic reaches it
+ * without source NAT (client address preserved), others are reached with SNAT to the node. */
+enum lb_backend_flags { LB_BACKEND_TERMINATING = 1, LB_BACKEND_LOCAL = 2 };
 
 struct lb_slot_key {
 	__u32 svc_id;
