@@ -16,6 +16,7 @@ export {
   type ProblemReason,
   type Protocol,
 } from './model.js';
+export { desiredHealthChecks, type HealthCheckInput, type HealthCheckListener, type HealthCheckProblem, type HealthCheckProblemReason } from './health-check.js';
 export { DEFAULT_MAGLEV_TABLE_SIZE, MAGLEV_TABLE_SIZES, hashString, isPrime, maglevTable } from './maglev.js';
 export {
   applyDelta,

@@ -59,6 +59,6 @@ export {
 export { decodeFrame, type Frame, type OtherFrame, type ResponderFrame } from './frame.js';
 export { fuzzCorpus, fuzzFrames, type FuzzCase, type FuzzFailure, type FuzzOptions, type FuzzReport } from './fuzz.js';
 export { respond, ResponderTable, buildAnnouncementTable, macsByInterface, gratuitousFrames, GRATUITOUS_SCHEDULE_MS, responderDropReasons, describeResponderDrop, describePair, type AnswerEntry, type AnnouncedPair, type ResponderDecision, type ResponderDropReason, type InterfaceAnnouncements } from './responder.js';
-export { InterfaceWatcher, readInventory, parseAddrJson, parseDefaultRouteJson, isOperationallyUp, type NetInterface, type InterfaceInventory, type InterfaceAddress } from './netif.js';
+export { InterfaceWatcher, readInventory, parseAddrJson, parseDefaultRouteJson, isOperationallyUp, type NetInterface, type InterfaceInventory, type InterfaceAddress, type WatchOptions } from './netif.js';
 export { PacketLink, type PacketLinkOptions, type LinkStats, type InterfaceStats, type LinkLog, type InterfaceInventorySource } from './packet-link.js';
 export { electAnnouncers, excludeLabel, rendezvousScore, selectInterfaces, type ElectionInput, type IPAnnouncement, type L2Reason, type L2Service, type LiveNode, type NodeCandidacy, type NodeInterface } from './election.js';

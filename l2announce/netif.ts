@@ -231,7 +231,8 @@ export class InterfaceWatcher {
     this.reading = readInventory().then(
       (inventory) => {
         this.error = undefined;
-        this.publish(inventory);
+        // A read that began before a link went away may finish after the poll saw it go: the link states now win.
+        this.publish(applyLinkStates(inventory, readLinkStates()));
       },
       (e: unknown) => {
         this.error = e instanceof Error ? e.message : String(e);
