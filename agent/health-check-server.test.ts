@@ -2,9 +2,11 @@ import { Agent, request, type IncomingHttpHeaders } from 'node:http';
 import { createServer, type Server } from 'node:net';
 import { Writable } from 'node:stream';
 import { afterEach, describe, expect, it } from 'vitest';
-import type { HealthCheckListener } from '../kpr/health-check.js';
-import { freePort } from '../test/process.js';
-import { HealthCheckServers } from './health-check-server.js';
+import type { HealthCheckListener } from '../kpr/index.js';
+import { Reflector } from '../store/index.js';
+import { MemoryStore } from '../test/memory-store.js';
+import { eventually, freePort } from '../test/process.js';
+import { HealthCheckServers, followHealthChecks } from './health-check-server.js';
 import { createLogger } from './log.js';
 
 interface Reply {
@@ -148,5 +150,51 @@ describe('HealthCheckServers over HTTP on 127.0.0.1', () => {
     await s.reconcile([listener(port, 'web', 1)]);
     expect(s.status()).toEqual([]);
     await expect(call(port)).rejects.toMatchObject({ code: 'ECONNREFUSED' });
+  });
+});
+
+describe('followHealthChecks', () => {
+  it('keeps the servers on the stored Services and EndpointSlices, and tells a problem once', async () => {
+    const store = new MemoryStore();
+    const services = new Reflector(store, 'Service', { backoffMs: 5 });
+    const slices = new Reflector(store, 'EndpointSlice', { backoffMs: 5 });
+    await Promise.all([services.start(), slices.start()]);
+    const wanted: HealthCheckListener[][] = [];
+    const logs: Record<string, unknown>[] = [];
+    const sink = new Writable({ write: (chunk: Buffer, _e, done) => (logs.push(JSON.parse(chunk.toString()) as Record<string, unknown>), done()) });
+    const stop = followHealthChecks({
+      nodeName: 'node-a',
+      services,
+      slices,
+      servers: { reconcile: (l) => (wanted.push([...l]), Promise.resolve()) },
+      log: createLogger({ level: 'info', destination: sink }),
+      debounceMs: 5,
+    });
+    try {
+      const lb = (name: string, healthCheckNodePort: number) => ({
+        apiVersion: 'v1',
+        kind: 'Service',
+        metadata: { namespace: 'shop', name },
+        spec: { type: 'LoadBalancer', externalTrafficPolicy: 'Local', healthCheckNodePort, ports: [{ name: 'http', port: 80, protocol: 'TCP', nodePort: 30080 }] },
+      });
+      await store.apply(lb('web', 32000));
+      await store.apply({
+        apiVersion: 'discovery.k8s.io/v1',
+        kind: 'EndpointSlice',
+        metadata: { namespace: 'shop', name: 'web-1', labels: { 'kubernetes.io/service-name': 'web' } },
+        addressType: 'IPv4',
+        endpoints: [{ addresses: ['198.18.5.1'], conditions: { ready: true }, nodeName: 'node-a' }, { addresses: ['198.18.5.2'], conditions: { ready: true }, nodeName: 'node-b' }],
+        ports: [{ name: 'http', port: 8080, protocol: 'TCP' }],
+      });
+      await eventually(() => expect(wanted.at(-1)).toEqual([{ port: 32000, service: { namespace: 'shop', name: 'web' }, localEndpoints: 1 }]));
+      await store.apply(lb('copy', 32000)); // the same port: refused, told once
+      await store.apply({ ...lb('copy', 32000), metadata: { namespace: 'shop', name: 'copy', labels: { touched: 'yes' } } });
+      await eventually(() => expect(logs.filter((l) => l.reason === 'health_check_port_conflict')).toHaveLength(1));
+      expect(wanted.at(-1)).toEqual([{ port: 32000, service: { namespace: 'shop', name: 'web' }, localEndpoints: 1 }]);
+    } finally {
+      stop();
+      services.stop();
+      slices.stop();
+    }
   });
 });

@@ -4,7 +4,9 @@
 // tab-indented JSON body. Counts change in place; a port is opened or closed only when the set of
 // ports changes. A port that cannot be bound is logged and tried again at the next reconcile.
 import { createServer, type Server, type ServerResponse } from 'node:http';
-import type { HealthCheckListener } from '../kpr/index.js';
+import type { EndpointSlice, Service } from '../api/index.js';
+import { desiredHealthChecks, type HealthCheckListener } from '../kpr/index.js';
+import type { Reflector } from '../store/index.js';
 import type { Logger } from './log.js';
 
 export interface HealthCheckServerOptions {
@@ -122,3 +124,44 @@ export class HealthCheckServers {
 }
 
 const serviceName = (l: HealthCheckListener): string => `${l.service.namespace}/${l.service.name}`;
+
+export interface HealthCheckFollowerDeps {
+  readonly nodeName: string;
+  readonly services: Reflector;
+  readonly slices: Reflector;
+  readonly servers: Pick<HealthCheckServers, 'reconcile'>;
+  readonly log: Logger;
+  /** Changes within this window are taken together (the desired set is computed over all services). */
+  readonly debounceMs?: number;
+}
+
+/**
+ * Keeps the servers on desiredHealthChecks of the stored Services and EndpointSlices. A whole
+ * pass per burst of changes: it only reads the few Services with a healthCheckNodePort closely.
+ */
+export function followHealthChecks(deps: HealthCheckFollowerDeps): () => void {
+  let timer: NodeJS.Timeout | undefined;
+  let reported = new Set<string>();
+  const pass = (): void => {
+    timer = undefined;
+    const { listeners, problems } = desiredHealthChecks({
+      services: deps.services.items() as unknown as Service[],
+      slices: deps.slices.items() as unknown as EndpointSlice[],
+      nodeName: deps.nodeName,
+    });
+    // Each problem is told once, when it appears.
+    const now = new Set(problems.map((p) => `${p.service}|${p.reason}|${p.port}`));
+    for (const p of problems) if (!reported.has(`${p.service}|${p.reason}|${p.port}`)) deps.log.warn({ service: p.service, port: p.port, reason: p.reason }, p.message);
+    reported = now;
+    void deps.servers.reconcile(listeners);
+  };
+  const schedule = (): void => {
+    timer ??= setTimeout(pass, deps.debounceMs ?? 100);
+  };
+  const unsubscribe = [deps.services.onChange(schedule), deps.slices.onChange(schedule)];
+  schedule();
+  return () => {
+    clearTimeout(timer);
+    for (const u of unsubscribe) u();
+  };
+}

@@ -23,6 +23,7 @@ import { ConditionWriter } from './conditions.js';
 import { LeaderElector } from './election.js';
 import { fixedNodeLabels, nodeObjectLabels } from './kubernetes-node.js';
 import { KprAgent, kprOffReason, type KprOptions } from './kpr.js';
+import { HealthCheckServers, followHealthChecks } from './health-check-server.js';
 import { followNodeAddresses } from './node-addresses.js';
 import { L2Announcer, type InterfaceSource, type L2Timing, type Responder } from './l2.js';
 import { serveLocalAPI, type PoolView, type ServiceView, type StatusView } from './local-api.js';
@@ -374,9 +375,20 @@ async function startKpr(opts: StandaloneOptions, services: Reflector, slices: Re
     const addresses = await followNodeAddresses(opts.nodeAddresses, () => agent?.nodeAddressesChanged());
     agent = new KprAgent({ nodeName: opts.nodeName, nodeAddresses: addresses.get, services, slices, datapath, options: k, log, metrics });
     agent.start();
+    // With kube-proxy gone, its healthCheckNodePort answers (externalTrafficPolicy: Local) come from here.
+    const healthChecks = new HealthCheckServers({ log: log.child({ part: 'health-check' }) });
+    const stopHealthChecks = followHealthChecks({ nodeName: opts.nodeName, services, slices, servers: healthChecks, log });
     metrics.kprEnabled.set({ reason: 'running' }, 1);
     log.info({ bpfRoot: k.bpfRoot, cgroupRoot }, 'kube-proxy replacement running: socket-level load balancing');
-    return { agent, off: undefined, stop: addresses.stop };
+    return {
+      agent,
+      off: undefined,
+      stop: () => {
+        addresses.stop();
+        stopHealthChecks();
+        void healthChecks.close();
+      },
+    };
   } catch (e) {
     const message = (e as Error).message;
     log.error({ err: message }, 'kube-proxy replacement is off: the datapath could not be loaded');
