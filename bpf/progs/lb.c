@@ -9,56 +9,14 @@
 #include <bpf/bpf_helpers.h>
 #include <bpf/bpf_endian.h>
 #include "lb.h"
+#include "lb_maps.h"
+#include "lb_select.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-/* Sizes are defaults; the agent sets them before load (--bpf-lb-map-max). Hash maps are not
- * preallocated, so a large maximum costs memory only for what is stored. */
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, struct lb_svc_key);
-	__type(value, struct lb_svc);
-	__uint(max_entries, 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} beacon_svc SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, __u32);
-	__type(value, struct lb_backend);
-	__uint(max_entries, 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} beacon_backends SEC(".maps");
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH);
-	__type(key, struct lb_slot_key);
-	__type(value, __u32);
-	__uint(max_entries, 524288);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} beacon_slots SEC(".maps");
-
-/* BPF_F_INNER_MAP lets tables of another size replace these, so the table size can change. */
-struct lb_maglev_table {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, __u32);
-	__uint(max_entries, 16381);
-	__uint(map_flags, BPF_F_INNER_MAP);
-};
-
-struct {
-	__uint(type, BPF_MAP_TYPE_HASH_OF_MAPS);
-	__type(key, __u32);
-	__uint(max_entries, 65536);
-	__uint(map_flags, BPF_F_NO_PREALLOC);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-	__array(values, struct lb_maglev_table);
-} beacon_maglev SEC(".maps");
-
+/* The service tables (beacon_svc, beacon_backends, beacon_slots, beacon_maglev, beacon_config)
+ * and backend selection are shared with the tc datapath: lb_maps.h, lb_select.h. The maps below
+ * are the socket hooks' own; sizes are defaults the agent sets before load. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__type(key, struct lb_affinity_key);
@@ -76,14 +34,6 @@ struct {
 } beacon_revnat SEC(".maps");
 
 struct {
-	__uint(type, BPF_MAP_TYPE_ARRAY);
-	__type(key, __u32);
-	__type(value, struct lb_config);
-	__uint(max_entries, 1);
-	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} beacon_config SEC(".maps");
-
-struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
 	__type(key, __u32);
 	__type(value, __u64);
@@ -98,89 +48,17 @@ static __always_inline void count(__u32 stat)
 		*n += 1;
 }
 
-/* Spreads a 64-bit socket cookie over 32 bits (Fibonacci hashing of both halves). */
-static __always_inline __u32 mix64(__u64 v)
-{
-	return ((__u32)v ^ (__u32)(v >> 32)) * 2654435761u;
-}
-
-static __always_inline __u32 slot_backend(__u32 svc_id, __u32 slot)
-{
-	struct lb_slot_key key = { .svc_id = svc_id, .slot = slot };
-	__u32 *id = bpf_map_lookup_elem(&beacon_slots, &key);
-	return id ? *id : 0;
-}
-
-/* Picks a backend id for a new connection (or an unconnected datagram), 0 when none.
- * Random draws a slot; Maglev indexes the service's table with the socket's hash, so a socket
- * keeps its backend across datagrams while the backend set is stable. */
-static __always_inline __u32 pick(const struct lb_svc *svc, __u64 cookie, int per_socket, __u32 *slot_out)
-{
-	__u32 slot = 0, id = 0;
-
-	if (svc->algorithm == LB_MAGLEV) {
-		__u32 zero = 0;
-		struct lb_config *cfg = bpf_map_lookup_elem(&beacon_config, &zero);
-		void *table = bpf_map_lookup_elem(&beacon_maglev, &svc->id);
-		if (cfg && table && cfg->maglev_size) {
-			__u32 index = mix64(cookie) % cfg->maglev_size;
-			__u32 *entry = bpf_map_lookup_elem(table, &index);
-			if (entry)
-				id = *entry;
-		}
-		if (id) {
-			*slot_out = 0;
-			return id;
-		}
-		/* no table yet (being written): fall through to the slots */
-	}
-	__u32 draw = per_socket ? mix64(cookie) : bpf_get_prandom_u32();
-	slot = draw % svc->count + 1;
-	*slot_out = slot;
-	return slot_backend(svc->id, slot);
-}
-
-/* ClientIP affinity: reuse the client's backend while the entry is fresh and its slot still
- * holds that backend; otherwise pick and remember. */
+/* ClientIP affinity for a socket: the client is its network namespace (its cookie). */
 static __always_inline __u32 select_backend(void *ctx, const struct lb_svc *svc, __u64 cookie, int per_socket)
 {
-	__u32 slot = 0, id;
-
-	if (!svc->affinity_timeout)
-		return pick(svc, cookie, per_socket, &slot);
-
-	struct lb_affinity_key akey = { .client = bpf_get_netns_cookie(ctx), .svc_id = svc->id };
-	__u64 now = bpf_ktime_get_ns();
-	struct lb_affinity *seen = bpf_map_lookup_elem(&beacon_affinity, &akey);
-	if (seen && now - seen->last_ns < (__u64)svc->affinity_timeout * 1000000000ull) {
-		__u32 still = seen->slot && seen->slot <= svc->count ? slot_backend(svc->id, seen->slot) : 0;
-		if (still == seen->backend_id || (!seen->slot && svc->algorithm == LB_MAGLEV)) {
-			seen->last_ns = now;
-			count(STAT_AFFINITY_HIT);
-			return seen->backend_id;
-		}
-	}
-	id = pick(svc, cookie, per_socket, &slot);
-	if (id) {
-		struct lb_affinity fresh = { .backend_id = id, .slot = slot, .last_ns = now };
-		bpf_map_update_elem(&beacon_affinity, &akey, &fresh, BPF_ANY);
-	}
+	struct lb_affinity_key akey = { .svc_id = svc->id };
+	if (svc->affinity_timeout)
+		akey.client = bpf_get_netns_cookie(ctx);
+	int affinity_hit = 0;
+	__u32 id = lb_select(svc, &beacon_affinity, &akey, lb_mix64(cookie), per_socket, &affinity_hit);
+	if (affinity_hit)
+		count(STAT_AFFINITY_HIT);
 	return id;
-}
-
-static __always_inline void mapped4(__u8 addr[16], __u32 ip4)
-{
-	__builtin_memset(addr, 0, 10);
-	addr[10] = 0xff;
-	addr[11] = 0xff;
-	__builtin_memcpy(&addr[12], &ip4, 4);
-}
-
-static __always_inline __u32 unmapped4(const __u8 addr[16])
-{
-	__u32 ip4;
-	__builtin_memcpy(&ip4, &addr[12], 4);
-	return ip4;
 }
 
 static __always_inline void read6(__u8 addr[16], const struct bpf_sock_addr *ctx)
@@ -207,7 +85,7 @@ static __always_inline int translate(struct bpf_sock_addr *ctx, int v6, int is_s
 	if (v6)
 		read6(key.addr, ctx);
 	else
-		mapped4(key.addr, ctx->user_ip4);
+		lb_mapped4(key.addr, ctx->user_ip4);
 	key.port = (__be16)ctx->user_port;
 	key.proto = ctx->protocol;
 
@@ -238,7 +116,7 @@ static __always_inline int translate(struct bpf_sock_addr *ctx, int v6, int is_s
 	if (v6)
 		write6(ctx, be->addr);
 	else
-		ctx->user_ip4 = unmapped4(be->addr);
+		ctx->user_ip4 = lb_unmapped4(be->addr);
 	ctx->user_port = be->port;
 	count(is_sendmsg ? STAT_SENDMSG_TRANSLATED : STAT_CONNECT_TRANSLATED);
 	return 1;
@@ -252,7 +130,7 @@ static __always_inline int restore(struct bpf_sock_addr *ctx, int v6)
 	if (v6)
 		read6(rkey.addr, ctx);
 	else
-		mapped4(rkey.addr, ctx->user_ip4);
+		lb_mapped4(rkey.addr, ctx->user_ip4);
 	rkey.port = (__be16)ctx->user_port;
 
 	struct lb_revnat *front = bpf_map_lookup_elem(&beacon_revnat, &rkey);
@@ -261,7 +139,7 @@ static __always_inline int restore(struct bpf_sock_addr *ctx, int v6)
 	if (v6)
 		write6(ctx, front->addr);
 	else
-		ctx->user_ip4 = unmapped4(front->addr);
+		ctx->user_ip4 = lb_unmapped4(front->addr);
 	ctx->user_port = front->port;
 	count(STAT_REVNAT_RESTORED);
 	return 1;
