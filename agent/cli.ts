@@ -59,6 +59,7 @@ Commands:
       [--l2-renew-interval 200ms (1s on kubernetes)] [--l2-scan-interval 100ms] [--bgp true|false] [--node-ips IP,...]
       [--kube-proxy-replacement true|false] [--bpf-root /sys/fs/bpf/beacon] [--cgroup-root PATH]
       [--bpf-lb-algorithm random|maglev] [--bpf-lb-maglev-table-size 16381] [--bpf-lb-map-max 65536]
+      [--devices NAME,PREFIX+,... | none (default: the default-route interfaces)]
   status | services | pools [-o table|json] [--socket PATH]
       Ask a running process (through its unix socket) for its state.
   bgp peers | bgp routes [-o table|json] [--socket PATH]
@@ -208,6 +209,7 @@ const agentFlags = {
   'bpf-lb-algorithm': { type: 'string', default: 'random' },
   'bpf-lb-maglev-table-size': { type: 'string', default: String(DEFAULT_MAGLEV_TABLE_SIZE) },
   'bpf-lb-map-max': { type: 'string', default: String(DEFAULT_LB_MAP_MAX) },
+  devices: { type: 'string' },
 } as const;
 
 interface AgentFlagValues {
@@ -224,6 +226,7 @@ interface AgentFlagValues {
   'bpf-lb-algorithm': string;
   'bpf-lb-maglev-table-size': string;
   'bpf-lb-map-max': string;
+  devices?: string | undefined;
 }
 
 /** The node agent's part of StandaloneOptions, from its flags; L2 timing flags not given take the store's defaults. */
@@ -275,6 +278,8 @@ function kprOptions(values: AgentFlagValues): KprOptions {
     maglevTableSize: tableSize,
     lbMapMax: mapMax,
     defaultAlgorithm: algorithm,
+    // `none`: socket-level balancing only, no programs on any interface.
+    devices: values.devices === 'none' ? 'none' : values.devices?.split(',').map((d) => d.trim()).filter(Boolean),
   };
 }
 
@@ -465,7 +470,7 @@ async function inspect(command: 'status' | 'services' | 'pools', args: string[],
       ['Store', `${s.store.backend} (${s.store.ok ? 'healthy' : 'unhealthy'}: ${s.store.message})`],
       ['Operator', s.roles.operator ? 'this node' : `${s.roles.operatorHolder ?? 'nobody yet'}`],
       ['L2', s.l2.enabled ? `announcing ${s.l2.announcing} IPs; live nodes: ${s.l2.liveNodes.join(', ') || 'none'}` : `off (${s.l2.reason})`],
-      ['KPR', s.kpr.enabled ? `socket-level load balancing: ${s.kpr.frontends} frontends, ${s.kpr.backends} backends` : `off (${s.kpr.reason})`],
+      ['KPR', s.kpr.enabled ? `${s.kpr.frontends} frontends, ${s.kpr.backends} backends; sockets${s.kpr.devices.length > 0 ? ` and ${s.kpr.devices.join(', ')}` : ' only'}` : `off (${s.kpr.reason})`],
       ['Services', `${s.counts.services} (${s.counts.satisfied} with IPs, ${s.counts.unsatisfied} waiting)`],
       ['Pools', String(s.counts.pools)],
       ['Uptime', `${s.uptimeSeconds}s`],

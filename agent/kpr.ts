@@ -33,6 +33,8 @@ export interface KprOptions {
   maglevTableSize: number;
   lbMapMax: number;
   defaultAlgorithm: Algorithm;
+  /** --devices: the external interfaces for north-south traffic; undefined = the default-route ones; 'none' = none. */
+  devices: readonly string[] | 'none' | undefined;
 }
 
 /** The datapath as the agent needs it: an interface so unit tests run without a kernel. */

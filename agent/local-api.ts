@@ -12,7 +12,8 @@ export interface StatusView {
   store: { backend: string; ok: boolean; message: string };
   roles: { operator: boolean; operatorHolder: string | null; agent: boolean };
   l2: { enabled: true; liveNodes: string[]; announcing: number } | { enabled: false; reason: string };
-  kpr: { enabled: true; frontends: number; backends: number } | { enabled: false; reason: string };
+  /** devices: the interfaces carrying the north-south programs. */
+  kpr: { enabled: true; frontends: number; backends: number; devices: string[] } | { enabled: false; reason: string };
   counts: { pools: number; services: number; satisfied: number; unsatisfied: number };
   uptimeSeconds: number;
   version: string;

@@ -24,6 +24,7 @@ import { LeaderElector } from './election.js';
 import { fixedNodeLabels, nodeObjectLabels } from './kubernetes-node.js';
 import { KprAgent, kprOffReason, type KprOptions } from './kpr.js';
 import { HealthCheckServers, followHealthChecks } from './health-check-server.js';
+import { startNorthSouth, type NorthSouth } from './nodeport.js';
 import { followNodeAddresses } from './node-addresses.js';
 import { L2Announcer, type InterfaceSource, type L2Timing, type Responder } from './l2.js';
 import { serveLocalAPI, type PoolView, type ServiceView, type StatusView } from './local-api.js';
@@ -241,7 +242,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
     }
   }
 
-  const kprRole = roles.agent ? await startKpr(opts, services, slices, metrics) : { agent: undefined, off: 'this process does not run the node agent', stop: () => undefined };
+  const kprRole: KprRole = roles.agent ? await startKpr(opts, services, slices, metrics) : { agent: undefined, off: 'this process does not run the node agent', devices: () => [], stop: () => Promise.resolve() };
   const kpr = kprRole.agent;
 
   const stopFollowingLabels = nodeLabels.onChange(() => {
@@ -275,7 +276,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
       store: { backend: store.backend, ok: health.ok, message: health.message },
       roles: { operator: elector?.isLeader ?? false, operatorHolder: elector?.holder ?? null, agent: roles.agent },
       l2: l2 ? { enabled: true, liveNodes: [...l2.liveNodes], announcing: l2.announcements().filter((a) => a.reason === 'announcing').length } : { enabled: false, reason: l2Off ?? 'off' },
-      kpr: kpr ? { enabled: true, frontends: kpr.frontends, backends: kpr.backends } : { enabled: false, reason: kprRole.off ?? 'off' },
+      kpr: kpr ? { enabled: true, frontends: kpr.frontends, backends: kpr.backends, devices: kprRole.devices() } : { enabled: false, reason: kprRole.off ?? 'off' },
       counts: { pools: pools.items().length, services: svc.length, satisfied: svc.filter((s) => s.satisfied).length, unsatisfied: svc.filter((s) => !s.satisfied).length },
       uptimeSeconds: Math.round((Date.now() - started) / 1000),
       version,
@@ -333,7 +334,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
       // routes (or keep them at peers with graceful restart), then the operator lease.
       stopFollowingLabels();
       await Promise.all([l2?.stop(), bgpRole.stop(), kpr?.stop()]);
-      kprRole.stop();
+      await kprRole.stop();
       await elector?.stop(); // releases the lease so another process takes over at once
       for (const w of conditionWriters) w.stop();
       await operator?.stop(); // lets in-flight status writes finish
@@ -351,11 +352,19 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
  * support (probed first) or because the programs could not be loaded. Never fatal: the rest of
  * the node agent runs either way, and status and metrics say why.
  */
-async function startKpr(opts: StandaloneOptions, services: Reflector, slices: Reflector, metrics: Metrics): Promise<{ agent: KprAgent | undefined; off: string | undefined; stop(): void }> {
+interface KprRole {
+  agent: KprAgent | undefined;
+  off: string | undefined;
+  /** Devices carrying the north-south programs. */
+  devices(): string[];
+  stop(): Promise<void>;
+}
+
+async function startKpr(opts: StandaloneOptions, services: Reflector, slices: Reflector, metrics: Metrics): Promise<KprRole> {
   const log = opts.log.child({ role: 'kpr' });
   const off = (reason: string) => {
     metrics.kprEnabled.set({ reason }, 0);
-    return { agent: undefined, off: reason, stop: () => undefined };
+    return { agent: undefined, off: reason, devices: () => [], stop: () => Promise.resolve() };
   };
   if (!opts.kpr) return off('not configured');
   const k = opts.kpr;
@@ -378,15 +387,25 @@ async function startKpr(opts: StandaloneOptions, services: Reflector, slices: Re
     // With kube-proxy gone, its healthCheckNodePort answers (externalTrafficPolicy: Local) come from here.
     const healthChecks = new HealthCheckServers({ log: log.child({ part: 'health-check' }) });
     const stopHealthChecks = followHealthChecks({ nodeName: opts.nodeName, services, slices, servers: healthChecks, log });
+    let northSouth: NorthSouth | undefined;
+    if (k.devices !== 'none') {
+      try {
+        northSouth = await startNorthSouth(k, log, metrics);
+      } catch (e) {
+        // Socket-level balancing keeps working; only traffic from outside the node is not balanced here.
+        log.error({ err: (e as Error).message }, 'north-south datapath is off: the tc programs could not be loaded');
+      }
+    }
     metrics.kprEnabled.set({ reason: 'running' }, 1);
-    log.info({ bpfRoot: k.bpfRoot, cgroupRoot }, 'kube-proxy replacement running: socket-level load balancing');
+    log.info({ bpfRoot: k.bpfRoot, cgroupRoot, devices: northSouth?.devices() ?? [] }, 'kube-proxy replacement running');
     return {
       agent,
+      devices: () => northSouth?.devices() ?? [],
       off: undefined,
-      stop: () => {
+      stop: async () => {
         addresses.stop();
         stopHealthChecks();
-        void healthChecks.close();
+        await Promise.all([healthChecks.close(), northSouth?.stop()]);
       },
     };
   } catch (e) {

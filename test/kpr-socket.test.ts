@@ -95,6 +95,8 @@ describe('socket-level load balancing (cgroup hooks on the real kernel)', { time
       'standalone', '--node-name', 'node-1', '--manifests', join(dir, 'manifests'), '--state-dir', join(dir, 'state'),
       '--socket', join(dir, 'beacon.sock'), '--l2-announcements', 'false', '--bgp', 'false',
       '--kube-proxy-replacement', 'true', '--cgroup-root', cgroup, '--bpf-root', bpfRoot, '--node-ips', '198.18.0.1',
+      // The agent runs in the host's namespace here: no programs on its interfaces (test/kpr-nodeport covers them).
+      '--devices', 'none',
     ]);
     agent = p;
     return p;
@@ -163,7 +165,7 @@ spec:
     const shown = execFileSync('bpftool', ['-j', 'cgroup', 'show', cgroup], { encoding: 'utf8', timeout: 10_000 });
     const hooks = (JSON.parse(shown) as { attach_type: string; name: string }[]).map((h) => h.attach_type).sort();
     expect(hooks).toEqual(['cgroup_inet4_connect', 'cgroup_inet4_getpeername', 'cgroup_inet6_connect', 'cgroup_inet6_getpeername', 'cgroup_udp4_recvmsg', 'cgroup_udp4_sendmsg', 'cgroup_udp6_recvmsg', 'cgroup_udp6_sendmsg'].sort());
-    expect(beacon('status', '--socket', join(dir, 'beacon.sock')).out).toMatch(/KPR:\s+socket-level load balancing: \d+ frontends/);
+    expect(beacon('status', '--socket', join(dir, 'beacon.sock')).out).toMatch(/KPR:\s+\d+ frontends, \d+ backends; sockets only/);
   });
 
   it('connects TCP to the frontend on both backends, v4 and v6, and getpeername shows the frontend', async () => {

@@ -1,0 +1,89 @@
+// North-south traffic on the node: the tc programs of kpr/nodeport-datapath.ts on the devices
+// --devices chooses (default: the default-route interfaces), with the node's addresses there kept
+// current. A restart adopts the devices an earlier run left programs on (the pinned devices map):
+// kept when still chosen, taken off otherwise. Stopping leaves the programs in place.
+import { writeFileSync } from 'node:fs';
+import { InterfaceWatcher, type InterfaceInventory } from '../l2announce/index.js';
+import { NodePortDatapath, deviceAddresses } from '../kpr/nodeport-datapath.js';
+import type { DeviceAddresses } from '../kpr/nodeport-layout.js';
+import { DeviceFollower, type Device } from './devices.js';
+import type { KprOptions } from './kpr.js';
+import type { Logger } from './log.js';
+import type { Metrics } from './metrics.js';
+
+export interface NorthSouth {
+  /** Devices carrying the programs now. */
+  devices(): string[];
+  stop(): Promise<void>;
+}
+
+/** Forwarding must be on: translated packets to local backends are routed to them. */
+const forwardingSysctls = ['/proc/sys/net/ipv4/ip_forward', '/proc/sys/net/ipv6/conf/all/forwarding'];
+
+export async function startNorthSouth(k: KprOptions, log: Logger, metrics: Metrics): Promise<NorthSouth> {
+  const datapath = NodePortDatapath.open({ bpfRoot: k.bpfRoot, maglevTableSize: k.maglevTableSize, lbMapMax: k.lbMapMax });
+  let watcher: InterfaceWatcher | undefined;
+  try {
+    for (const path of forwardingSysctls) writeFileSync(path, '1');
+    watcher = await InterfaceWatcher.start({ onError: (e) => log.warn({ err: e.message }, 'reading the interfaces failed; keeping the last inventory') });
+    const interfaces = watcher;
+    const find = (inventory: InterfaceInventory, ifindex: number) => inventory.interfaces.find((i) => i.ifindex === ifindex);
+    const addressesOf = (ifindex: number): DeviceAddresses => deviceAddresses(find(interfaces.snapshot(), ifindex)?.addresses ?? []);
+    const written = new Map<number, string>();
+    const write = (ifindex: number, addresses: DeviceAddresses): void => {
+      datapath.setAddresses(ifindex, addresses);
+      written.set(ifindex, JSON.stringify(addresses));
+    };
+
+    // Devices an earlier run programmed: those that still exist are handed to the follower.
+    const attached: Device[] = [];
+    for (const ifindex of datapath.devices().keys()) {
+      const link = find(interfaces.snapshot(), ifindex);
+      if (link) attached.push({ name: link.name, ifindex });
+      else datapath.detach(ifindex, false);
+    }
+    const follower = await DeviceFollower.start({
+      spec: k.devices === 'none' ? undefined : k.devices,
+      interfaces,
+      attached,
+      log,
+      attach: (name, ifindex) => {
+        const addresses = addressesOf(ifindex);
+        datapath.attach(ifindex, addresses);
+        written.set(ifindex, JSON.stringify(addresses));
+        log.info({ device: name, ifindex, ...addresses }, 'north-south datapath attached');
+      },
+      detach: (name, ifindex) => {
+        datapath.detach(ifindex, find(interfaces.snapshot(), ifindex) !== undefined);
+        written.delete(ifindex);
+        log.info({ device: name, ifindex }, 'north-south datapath detached');
+      },
+    });
+    for (const m of follower.selection.missing) log.warn({ devices: m.spec, reason: m.reason }, m.message);
+    // An address added or changed on a device: the SNAT source follows.
+    const unsubscribe = interfaces.onChange(() => {
+      for (const { ifindex } of follower.attached) {
+        const addresses = addressesOf(ifindex);
+        if (written.get(ifindex) !== JSON.stringify(addresses)) write(ifindex, addresses);
+      }
+    });
+    const exportStats = setInterval(() => {
+      for (const [event, n] of Object.entries(datapath.stats())) metrics.kprDatapath.set({ event: `nodeport_${event}` }, n);
+    }, 5_000);
+    exportStats.unref();
+    return {
+      devices: () => follower.attached.map((d) => d.name),
+      stop: async () => {
+        clearInterval(exportStats);
+        unsubscribe();
+        await follower.close();
+        interfaces.close();
+        datapath.close();
+      },
+    };
+  } catch (e) {
+    watcher?.close();
+    datapath.close();
+    throw e;
+  }
+}
