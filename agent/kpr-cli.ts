@@ -2,7 +2,9 @@
 // pinned maps, so they answer also while the agent is stopped (the datapath keeps running).
 import { parseArgs } from 'node:util';
 import { decodeEntry, describeServices, type ServiceDescription } from '../kpr/index.js';
-import { DEFAULT_BPF_ROOT, SocketDatapath } from '../kpr/datapath.js';
+import { DEFAULT_BPF_ROOT, SocketDatapath, listMaps } from '../kpr/datapath.js';
+import { NodePortDatapath } from '../kpr/nodeport-datapath.js';
+import { decodeNodeportEntry } from '../kpr/nodeport-layout.js';
 import { renderTable } from './table.js';
 
 interface IO {
@@ -52,19 +54,22 @@ export function kprServices(args: string[], io: IO): number {
 export function bpfCommand(sub: string | undefined, args: string[], io: IO): number {
   if (sub === 'cleanup') {
     const { bpfRoot } = options(args, { output: ['table'] });
+    const devices = NodePortDatapath.detachAll(bpfRoot);
     SocketDatapath.remove(bpfRoot);
-    io.out(`removed the datapath pinned under ${bpfRoot} (hooks detached, maps unpinned)\n`);
+    io.out(`removed the datapath pinned under ${bpfRoot} (hooks detached${devices.length > 0 ? `, tc programs taken off ${devices.length} device(s)` : ''}, maps unpinned)\n`);
     return 0;
   }
   if (sub === 'maps') {
     const { output, bpfRoot } = options(args, { output: ['table', 'json'] });
     const datapath = open(bpfRoot);
+    const nodeport = NodePortDatapath.pinnedMaps(bpfRoot);
     try {
-      const maps = datapath.mapList().map((m) => ({ name: m.name, type: mapTypeNames[m.type] ?? String(m.type), entries: m.entries, maxEntries: m.maxEntries }));
+      const maps = [...datapath.mapList(), ...listMaps(nodeport)].map((m) => ({ name: m.name, type: mapTypeNames[m.type] ?? String(m.type), entries: m.entries, maxEntries: m.maxEntries }));
       if (output === 'json') io.out(`${JSON.stringify(maps, null, 2)}\n`);
       else io.out(renderTable(['NAME', 'TYPE', 'ENTRIES', 'MAX ENTRIES'], maps.map((m) => [m.name, m.type, String(m.entries), String(m.maxEntries)])));
     } finally {
       datapath.close();
+      for (const m of nodeport) m.close();
     }
     return 0;
   }
@@ -73,14 +78,16 @@ export function bpfCommand(sub: string | undefined, args: string[], io: IO): num
     const name = positionals[0];
     if (name === undefined) throw new KprCliError('beacon bpf dump MAP: name a map (see beacon bpf maps)');
     const datapath = open(bpfRoot);
+    const nodeport = NodePortDatapath.pinnedMaps(bpfRoot);
     try {
-      const map = datapath.map(name);
+      const map = datapath.map(name) ?? nodeport.find((m) => m.info.name === name);
       if (!map) throw new KprCliError(`no map named ${name} under ${bpfRoot} (see beacon bpf maps)`);
-      const entries = [...map.entries()].map(([k, v]) => decodeEntry(name, k, v));
+      const entries = [...map.entries()].map(([k, v]) => decodeNodeportEntry(name, k, v) ?? decodeEntry(name, k, v));
       if (output === 'json') io.out(`${JSON.stringify(entries, null, 2)}\n`);
       else io.out(renderTable(['KEY', 'VALUE'], entries.map((e) => [JSON.stringify(e.key), JSON.stringify(e.value)])));
     } finally {
       datapath.close();
+      for (const m of nodeport) m.close();
     }
     return 0;
   }

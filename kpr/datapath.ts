@@ -348,7 +348,7 @@ export class SocketDatapath {
 
   /** Name, type, entries and max entries of each map (`beacon bpf maps`). */
   mapList(): Array<MapInfo & { entries: number }> {
-    return Object.values(this.maps).map((map) => ({ ...map.info, entries: countEntries(map) }));
+    return listMaps(Object.values(this.maps));
   }
 
   map(name: string): BpfMap | undefined {
@@ -365,6 +365,9 @@ export class SocketDatapath {
     else for (const map of Object.values(this.maps)) map.close();
   }
 }
+
+/** Name, type, entries and max entries of maps. */
+export const listMaps = (maps: readonly BpfMap[]): Array<MapInfo & { entries: number }> => maps.map((map) => ({ ...map.info, entries: countEntries(map) }));
 
 function countEntries(map: BpfMap): number {
   if (map.info.type === MapType.ARRAY || map.info.type === MapType.PERCPU_ARRAY) return map.info.maxEntries;

@@ -1,6 +1,7 @@
 // The map layout against bpf/progs/lb.h: every expected byte below is written by hand from the C
 // structs (offsets, little-endian integers, ports in network order, IPv4 stored IPv4-mapped).
 import { describe, expect, it } from 'vitest';
+import { nodeportMapNames } from './nodeport-layout.js';
 import {
   addressBytes,
   decodeAffinity,
@@ -33,6 +34,12 @@ import {
 const hex = (text: string): Buffer => Buffer.from(text.replace(/[\s|]/g, ''), 'hex');
 const mapped = (v4: string) => `00000000000000000000ffff${v4}`;
 const doc6 = '20010db8000000000000000000000001'; // 2001:db8::1
+
+describe('map names', () => {
+  it('fit the kernel (BPF_OBJ_NAME_LEN: 15 characters), so the CLI finds a map by the name it shows', () => {
+    for (const name of [...Object.values(mapNames), ...Object.values(nodeportMapNames)]) expect(name.length, name).toBeLessThanOrEqual(15);
+  });
+});
 
 describe('encoders match struct layouts in lb.h', () => {
   it('lb_svc_key: addr[16], __be16 port, proto, scope = 0', () => {

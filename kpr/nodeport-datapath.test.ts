@@ -100,5 +100,11 @@ describe('NodePortDatapath', () => {
       expect(queryTc('eth0', 'ingress', { handle: 1, priority: 1 })).toBeGreaterThan(0);
     });
     expect(nodeport.devices().size).toBe(0);
+
+    // `beacon bpf cleanup`: the pinned devices map says where the filters are.
+    withNetns(netns, () => nodeport!.attach(ifindex, { ipv4: '198.18.0.1' }));
+    expect(withNetns(netns, () => NodePortDatapath.detachAll(bpfRoot))).toEqual([ifindex]);
+    expect((await node.exec('tc', ['filter', 'show', 'dev', 'eth0', 'ingress'])).stdout).not.toContain('0xbeac');
+    expect(NodePortDatapath.pinnedMaps(bpfRoot).map((m) => (m.close(), m.info.name)).sort()).toEqual(Object.values(nodeportMapNames).sort());
   });
 });

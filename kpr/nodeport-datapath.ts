@@ -4,7 +4,9 @@
 // them on devices with the node's addresses there (the source of SNAT to remote backends), and
 // reads its counters. Filters are not pinned: they stay on the device while the agent is away,
 // and a restarted agent replaces them in place (same handle and priority).
-import { BpfObject, builtObjectPath, detachTc, attachTc, type BpfMap } from '../bpf/index.js';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { BpfMap, BpfObject, builtObjectPath, detachTc, attachTc } from '../bpf/index.js';
 import { mapSizes } from './datapath.js';
 import { encodeU32, decodeU32, sumPerCpu, mapNames } from './layout.js';
 import { decodeDevice, encodeDevice, nodeportMapNames, nodeportPrograms, nodeportStatNames, type DeviceAddresses, type NodeportStatName } from './nodeport-layout.js';
@@ -82,6 +84,37 @@ export class NodePortDatapath {
       out[name] = v ? Number(sumPerCpu(v)) : 0;
     });
     return out;
+  }
+
+  /** This datapath's own pinned maps under bpfRoot (the CLI reads them while the agent is stopped). */
+  static pinnedMaps(bpfRoot: string): BpfMap[] {
+    return Object.values(nodeportMapNames).flatMap((name) => (existsSync(join(bpfRoot, name)) ? [BpfMap.openPinned(join(bpfRoot, name))] : []));
+  }
+
+  /**
+   * Takes the programs off every device the pinned devices map names (in the calling thread's
+   * namespace): filters are not pinned, so removing the pins alone would leave them running.
+   * Returns the ifindexes.
+   */
+  static detachAll(bpfRoot: string): number[] {
+    const pin = join(bpfRoot, nodeportMapNames.devices);
+    if (!existsSync(pin)) return [];
+    const map = BpfMap.openPinned(pin);
+    try {
+      const ifindexes = [...map.keys()].map((k) => decodeU32(k));
+      for (const ifindex of ifindexes) {
+        for (const hook of ['ingress', 'egress'] as const) {
+          try {
+            detachTc(ifindex, hook, nodeportFilter);
+          } catch {
+            // The device is gone, and its filters with it.
+          }
+        }
+      }
+      return ifindexes;
+    } finally {
+      map.close();
+    }
   }
 
   /** Closes our handles; the filters and pins stay, so traffic keeps flowing. */

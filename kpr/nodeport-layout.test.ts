@@ -91,7 +91,7 @@ describe('decoders and the datapath rules', () => {
       key: { dstPort: 80 },
       value: { backendId: 7, lastSeenNs: '9', established: true },
     });
-    expect(decodeNodeportEntry('beacon_np_affinity', hex(`${mapped('c6120001')} 05000000 00000000`), hex('07000000 02000000 0a00000000000000'))).toEqual({
+    expect(decodeNodeportEntry('beacon_np_aff', hex(`${mapped('c6120001')} 05000000 00000000`), hex('07000000 02000000 0a00000000000000'))).toEqual({
       key: { client: '198.18.0.1', serviceId: 5 },
       value: { backendId: 7, slot: 2, lastNs: '10' },
     });

@@ -9,7 +9,7 @@ import type { Protocol } from './model.js';
 export const nodeportMapNames = {
   devices: 'beacon_devices',
   conntrack: 'beacon_ct',
-  affinity: 'beacon_np_affinity',
+  affinity: 'beacon_np_aff',
   stats: 'beacon_np_stats',
 } as const;
 

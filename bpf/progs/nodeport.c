@@ -53,7 +53,7 @@ struct {
 	__type(value, struct lb_affinity);
 	__uint(max_entries, 65536);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} beacon_np_affinity SEC(".maps");
+} beacon_np_aff SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -579,7 +579,7 @@ static __noinline int new_flow(struct __sk_buff *skb, struct packet *p, const st
 	struct np_affinity_key akey = { .svc_id = svc->id };
 	__builtin_memcpy(akey.client, p->key.saddr, 16);
 	int affinity_hit = 0;
-	__u32 id = lb_select(svc, &beacon_np_affinity, &akey, flow_hash(&p->key), 0, &affinity_hit);
+	__u32 id = lb_select(svc, &beacon_np_aff, &akey, flow_hash(&p->key), 0, &affinity_hit);
 	if (affinity_hit)
 		count(NP_STAT_AFFINITY_HIT);
 	struct lb_backend *be = id ? bpf_map_lookup_elem(&beacon_backends, &id) : 0;

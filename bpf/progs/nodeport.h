@@ -43,7 +43,7 @@ struct np_ct {
 	__u8 reserved[7];
 };
 
-/* beacon_np_affinity key: ClientIP affinity of external clients, by client address. */
+/* beacon_np_aff key: ClientIP affinity of external clients, by client address. */
 struct np_affinity_key {
 	__u8 client[16];
 	__u32 svc_id;
