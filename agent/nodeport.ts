@@ -2,7 +2,7 @@
 // --devices chooses (default: the default-route interfaces), with the node's addresses there kept
 // current. A restart adopts the devices an earlier run left programs on (the pinned devices map):
 // kept when still chosen, taken off otherwise. Stopping leaves the programs in place.
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { InterfaceWatcher, type InterfaceInventory } from '../l2announce/index.js';
 import { NodePortDatapath, deviceAddresses } from '../kpr/nodeport-datapath.js';
 import type { DeviceAddresses } from '../kpr/nodeport-layout.js';
@@ -20,11 +20,20 @@ export interface NorthSouth {
 /** Forwarding must be on: translated packets to local backends are routed to them. */
 const forwardingSysctls = ['/proc/sys/net/ipv4/ip_forward', '/proc/sys/net/ipv6/conf/all/forwarding'];
 
+/** Turns forwarding on; where /proc/sys is read-only (a container), it must already be on (Kubernetes nodes have it). */
+function ensureForwarding(path: string, log: Logger): void {
+  try {
+    writeFileSync(path, '1');
+  } catch (e) {
+    if (readFileSync(path, 'utf8').trim() !== '1') log.warn({ sysctl: path, err: (e as Error).message }, 'forwarding is off and cannot be turned on: local backends get no north-south traffic');
+  }
+}
+
 export async function startNorthSouth(k: KprOptions, log: Logger, metrics: Metrics): Promise<NorthSouth> {
   const datapath = NodePortDatapath.open({ bpfRoot: k.bpfRoot, maglevTableSize: k.maglevTableSize, lbMapMax: k.lbMapMax });
   let watcher: InterfaceWatcher | undefined;
   try {
-    for (const path of forwardingSysctls) writeFileSync(path, '1');
+    for (const path of forwardingSysctls) ensureForwarding(path, log);
     watcher = await InterfaceWatcher.start({ onError: (e) => log.warn({ err: e.message }, 'reading the interfaces failed; keeping the last inventory') });
     const interfaces = watcher;
     const find = (inventory: InterfaceInventory, ifindex: number) => inventory.interfaces.find((i) => i.ifindex === ifindex);
