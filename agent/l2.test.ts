@@ -12,8 +12,10 @@ class FakeResponder implements Responder {
   table: readonly AnswerEntry[] = [];
   fenceNs = 0n;
   closed = false;
+  onSetTable: (() => void) | undefined;
   setTable(entries: readonly AnswerEntry[]): void {
     this.table = entries;
+    this.onSetTable?.();
   }
   setFence(untilNs: bigint): void {
     this.fenceNs = untilNs;
@@ -97,10 +99,10 @@ describe('L2Announcer', () => {
     for (const c of cleanup.splice(0).reverse()) await c();
   });
 
-  async function cluster(names: string[], { watch = false } = {}) {
+  async function cluster(names: string[], { watch = false, services = 20, electionSliceMs = undefined as number | undefined } = {}) {
     const store = new MemoryStore();
     await store.apply({ apiVersion: 'beacon.io/v1alpha1', kind: 'L2AnnouncementPolicy', metadata: { name: 'all' }, spec: {} });
-    for (let i = 0; i < 20; i++) await store.apply(svc(`s${i}`, `198.18.0.${100 + i}`));
+    for (let i = 0; i < services; i++) await store.apply(svc(`s${i}`, `198.18.${i >> 7}.${100 + (i & 127)}`));
     const told: { node: string; ref: ObjectRef; e: RecordedEvent }[] = [];
     const nodes = await Promise.all(names.map(async (name) => {
       const reflectors = ['L2AnnouncementPolicy', 'Service', 'EndpointSlice'].map((k) => new Reflector(store, k));
@@ -109,7 +111,7 @@ describe('L2Announcer', () => {
       const responder = new FakeResponder();
       const interfaces = new FakeInterfaces();
       const leases = new Flaky(store.leases, watch);
-      const announcer = new L2Announcer({ nodeName: name, nodeLabels: () => ({}), leases, policies, services, slices, responder, interfaces, log: quiet, metrics: createMetrics(), timing, events: { record: (ref, e) => void told.push({ node: name, ref, e }) } });
+      const announcer = new L2Announcer({ nodeName: name, nodeLabels: () => ({}), leases, policies, services, slices, responder, interfaces, log: quiet, metrics: createMetrics(), timing, electionSliceMs, events: { record: (ref, e) => void told.push({ node: name, ref, e }) } });
       announcer.start();
       cleanup.push(async () => {
         await announcer.stop();
@@ -127,13 +129,17 @@ describe('L2Announcer', () => {
     return seen;
   };
 
-  it('splits the IPs between nodes, one announcer each, and all nodes agree on the plan', async () => {
-    const { nodes } = await cluster(['a', 'b', 'c']);
-    await eventually(() => {
+  /** Every IP answered by exactly one node: the nodes agree (one that joined has taken its share from the others). */
+  const settled = (nodes: { name: string; responder: FakeResponder }[]) =>
+    eventually(() => {
       const seen = owners(nodes);
       expect(seen.size).toBe(20);
       for (const who of seen.values()) expect(who).toHaveLength(1);
     });
+
+  it('splits the IPs between nodes, one announcer each, and all nodes agree on the plan', async () => {
+    const { nodes } = await cluster(['a', 'b', 'c']);
+    await settled(nodes);
     for (const n of nodes) expect(n.responder.table.length).toBeGreaterThan(0); // spread, not all on one
     const views = nodes.map((n) => n.announcer.announcements().map((a) => `${a.ip}=${a.node}`).join(' '));
     expect(views[1]).toBe(views[0]);
@@ -145,7 +151,7 @@ describe('L2Announcer', () => {
 
   it('hands over on stop: successors answer before the leaving node goes quiet', async () => {
     const { nodes } = await cluster(['a', 'b']);
-    await eventually(() => expect(owners(nodes).size).toBe(20));
+    await settled(nodes);
     const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
     const mine = a.responder.answering();
     expect(mine.length).toBeGreaterThan(0);
@@ -181,7 +187,7 @@ describe('L2Announcer', () => {
 
   for (const watch of [false, true]) it(`fences: a node that cannot renew stops answering before another node starts (${watch ? 'lease watch' : 'polling'})`, async () => {
     const { nodes } = await cluster(['a', 'b'], { watch });
-    await eventually(() => expect(owners(nodes).size).toBe(20));
+    await settled(nodes);
     const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
     a.leases.down = true;
     const deadline = Date.now() + 3000;
@@ -206,7 +212,7 @@ describe('L2Announcer', () => {
 
   it('with a stalled lease watch never takes over from a live node, and catches up when it resumes', async () => {
     const { nodes } = await cluster(['a', 'b'], { watch: true });
-    await eventually(() => expect(owners(nodes).size).toBe(20));
+    await settled(nodes);
     const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
     const mine = a.responder.answering();
     a.leases.watchStalled = true; // a still renews; it just hears nothing
@@ -227,7 +233,7 @@ describe('L2Announcer', () => {
 
   it('moves IPs off a node whose link goes down', async () => {
     const { nodes } = await cluster(['a', 'b']);
-    await eventually(() => expect(owners(nodes).size).toBe(20));
+    await settled(nodes);
     const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
     a.interfaces.set(false);
     await eventually(() => expect(b.responder.answering()).toHaveLength(20));
@@ -244,6 +250,20 @@ describe('L2Announcer', () => {
     await sleep(400);
     // Renewals only: one per renew interval (plus a link-change one at most), not one per service.
     expect(n.leases.writes - before).toBeLessThan(20);
+  });
+
+  it('elects in slices that yield to the event loop: a timer due during a long pass runs before the pass ends', async () => {
+    // One step per slice (a zero budget): 1,000 services take about 2,000 turns of the event loop.
+    const { nodes } = await cluster(['a'], { services: 1000, electionSliceMs: 0 });
+    const n = nodes[0]!;
+    let seenByTimer: number | undefined;
+    n.responder.onSetTable = () => {
+      n.responder.onSetTable = undefined;
+      setTimeout(() => (seenByTimer = n.responder.table.length), 0);
+    };
+    await eventually(() => expect(n.responder.answering()).toHaveLength(1000));
+    expect(seenByTimer).toBeGreaterThan(0);
+    expect(seenByTimer).toBeLessThan(1000);
   });
 
   it('ignores unreadable candidacies', () => {

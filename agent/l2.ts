@@ -1,6 +1,7 @@
 // The node agent's L2 announcer: keeps this node's liveness lease (the only store write, a few per
-// second whatever the number of services), reads the live set, elects announcers with the pure
-// `electAnnouncers`, and hands this node's share to the responder with a fence deadline.
+// second whatever the number of services), reads the live set, keeps the election up to date with
+// `IncrementalElection` (a changed service re-elects only its IPs), and hands this node's share to
+// the responder with a fence deadline.
 //
 // Timing (defaults of the embedded and etcd stores): the lease lasts 1 s and is renewed every
 // 200 ms; the live set is judged every 100 ms. The responder answers only until (start of the last
@@ -10,25 +11,22 @@
 // The live set comes from the store's lease watch when it has one (Kubernetes: a list costs an
 // API request) and is otherwise listed every scan interval. Expiry is judged from renewedAt +
 // duration on this host's clock either way, so with a watch the scan costs no request.
-import {
-  endpointReady,
-  parseL2Policy,
-  serviceNameLabel,
-  serviceNamespaceLabel,
-  sliceService,
-  type EndpointSlice,
-  type L2AnnouncementPolicy,
-  type L2Policy,
-  type Labels,
-  type Service,
-} from '../api/index.js';
-import { electAnnouncers, type IPAnnouncement, type L2Reason, type L2Service, type LiveNode, type NodeCandidacy, type NodeInterface } from '../l2announce/index.js';
-import { regardingOf, type EventRecorder, type Lease, type LeaseStore, type Reflector, type StoredObject } from '../store/index.js';
+//
+// Election work never holds up a renewal: renewals run at a fixed rate from the start of the last
+// one, and the election runs in slices of at most `electionSliceMs` with a turn of the event loop
+// (setImmediate) between them, so a renewal timer that falls due during a full re-election (a new
+// live set, 10,000 IPs) runs within one slice. A worker thread would need its own store client
+// for the lease; slicing keeps one process state and one client.
+import type { Labels } from '../api/index.js';
+import { IncrementalElection, type AnnouncementChange, type IPAnnouncement, type L2Reason, type LiveNode, type NodeCandidacy, type NodeInterface } from '../l2announce/index.js';
+import { regardingOf, type EventRecorder, type Lease, type LeaseStore, type Reflector } from '../store/index.js';
+import { L2ElectionFeed } from './l2-feed.js';
 import { defaultL2Timing, type L2Timing } from './l2-timing.js';
 import type { Logger } from './log.js';
 import type { Metrics } from './metrics.js';
 
 export { defaultL2Timing, type L2Timing };
+export { l2Service } from './l2-feed.js';
 
 /** One (IP, interfaces) pair the responder answers for. */
 export interface AnswerEntry {
@@ -79,6 +77,8 @@ export interface L2Deps {
   timing?: Partial<L2Timing>;
   /** Where takeovers are told to the services' owners (Kubernetes Events), when the store has it. */
   events?: EventRecorder | undefined;
+  /** The longest the election holds the event loop at a time (default `electionSliceMs`); a slice does at least one step. */
+  electionSliceMs?: number;
 }
 
 /** One line of `beacon l2 announcements`: the documented JSON contract. */
@@ -92,23 +92,12 @@ export interface L2AnnouncementView {
 
 export const l2LeasePrefix = 'l2-node-';
 
+/** The longest the election holds the event loop at a time. */
+export const electionSliceMs = 5;
+
 const monotonicNs = (): bigint => process.hrtime.bigint();
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 const msToNs = (ms: number): bigint => BigInt(Math.round(ms * 1e6));
-
-/** A service as the election needs it. */
-export function l2Service(o: StoredObject): L2Service {
-  const svc = o as unknown as Service;
-  const namespace = svc.metadata.namespace ?? 'default';
-  return {
-    key: `${namespace}/${svc.metadata.name}`,
-    labels: { ...svc.metadata.labels, [serviceNamespaceLabel]: namespace, [serviceNameLabel]: svc.metadata.name },
-    loadBalancerClass: svc.spec.loadBalancerClass,
-    loadBalancerIPs: (svc.status?.loadBalancer?.ingress ?? []).flatMap((i) => (i.ip ? [i.ip] : [])),
-    externalIPs: svc.spec.externalIPs ?? [],
-    localTraffic: svc.spec.externalTrafficPolicy === 'Local',
-  };
-}
 
 /** The candidacy a node published, or undefined when it cannot be read (that node is left out). */
 export function parseCandidacy(data: string): NodeCandidacy | undefined {
@@ -128,6 +117,8 @@ export class L2Announcer {
   private scanTimer: NodeJS.Timeout | undefined;
   private fenceTimer: NodeJS.Timeout | undefined;
   private recomputeTimer: NodeJS.Timeout | undefined;
+  /** The next slice of an election pass that did not finish. */
+  private nextSlice: NodeJS.Immediate | undefined;
   private statsTimer: NodeJS.Timeout | undefined;
   /** Monotonic ns after which this node must not answer (0: never renewed). */
   private fenceNs = 0n;
@@ -135,8 +126,13 @@ export class L2Announcer {
   private liveSignature = '';
   /** Last renewal seen per node, for the failover time of nodes that disappear. */
   private lastSeen = new Map<string, number>();
-  private plan: IPAnnouncement[] = [];
+  private readonly election: IncrementalElection;
+  private readonly feed: L2ElectionFeed;
+  /** The IPs the election gives this node. */
+  private mine = new Map<string, IPAnnouncement>();
+  /** What the responder answers for: IP to its interfaces, joined. */
   private answering = new Map<string, string>();
+  private answeringFenced = false;
   private draining = false;
   private stopped = false;
   private unsubscribe: (() => void)[] = [];
@@ -147,11 +143,12 @@ export class L2Announcer {
   constructor(private readonly deps: L2Deps) {
     this.timing = { ...defaultL2Timing, ...deps.timing };
     this.lease = `${l2LeasePrefix}${deps.nodeName}`;
+    this.election = new IncrementalElection(deps.nodeName);
+    this.feed = new L2ElectionFeed(this.election, deps);
   }
 
   start(): void {
-    const again = () => this.schedule();
-    this.unsubscribe = [this.deps.policies.onChange(again), this.deps.services.onChange(again), this.deps.slices.onChange(again)];
+    this.unsubscribe = this.feed.subscribe(() => this.schedule());
     this.deps.interfaces.onChange(() => {
       this.schedule();
       void this.renew(false); // publish a link change now, not at the next renewal
@@ -192,6 +189,7 @@ export class L2Announcer {
     }
     this.stopped = true;
     for (const t of [this.renewTimer, this.scanTimer, this.fenceTimer, this.recomputeTimer]) clearTimeout(t);
+    clearImmediate(this.nextSlice);
     clearInterval(this.statsTimer);
     for (const u of this.unsubscribe) u();
     this.deps.responder.setTable([]);
@@ -209,13 +207,13 @@ export class L2Announcer {
 
   /** What `beacon l2 announcements` shows. */
   announcements(): L2AnnouncementView[] {
-    return this.plan.map((a) => ({ ip: a.ip, services: [...a.services], node: a.node, interfaces: [...a.interfaces], reason: a.reason }));
+    return this.election.announcements().map((a) => ({ ip: a.ip, services: [...a.services], node: a.node, interfaces: [...a.interfaces], reason: a.reason }));
   }
 
   /** The announcing nodes per service key, for `beacon services`. */
   announcersByService(): Map<string, string[]> {
     const out = new Map<string, string[]>();
-    for (const a of this.plan) {
+    for (const a of this.election.announcements()) {
       if (!a.node) continue;
       for (const s of a.services) {
         const list = out.get(s) ?? [];
@@ -264,7 +262,9 @@ export class L2Announcer {
       this.deps.metrics.l2RenewFailures.inc();
       this.deps.log.warn({ err: (e as Error).message }, 'L2 liveness lease renewal failed; answering stops when the last renewal runs out');
     }
-    if (loop && !this.stopped) this.renewTimer = setTimeout(() => void this.renew(true), this.timing.renewMs);
+    // At a fixed rate from the start of this renewal: a slow answer does not push the next one back.
+    const next = this.timing.renewMs - Number(monotonicNs() - started) / 1e6;
+    if (loop && !this.stopped) this.renewTimer = setTimeout(() => void this.renew(true), Math.max(0, next));
   }
 
   /** When the last renewal runs out: stop answering (the responder also enforces it on its own). */
@@ -333,56 +333,55 @@ export class L2Announcer {
       this.liveSignature = signature;
       this.live = live;
       this.deps.metrics.l2LiveNodes.set(live.length);
+      this.election.setNodes(live);
       this.schedule();
     }
   }
 
-  /** Recompute soon, once for a burst of changes. */
+  /** Elect soon, once for a burst of changes; a pass under way picks them up in its next slice. */
   private schedule(): void {
-    if (this.recomputeTimer || this.stopped) return;
+    if (this.recomputeTimer || this.nextSlice || this.stopped) return;
     this.recomputeTimer = setTimeout(() => {
       this.recomputeTimer = undefined;
-      this.recompute();
+      this.electSlice();
     }, 5);
   }
 
-  private input() {
-    const policies: L2Policy[] = this.deps.policies.items().flatMap((o) => {
-      const parsed = parseL2Policy(o as unknown as L2AnnouncementPolicy);
-      return parsed.ok ? [parsed.value] : []; // the operator reports why on the policy
-    });
-    const readyEndpointNodes = new Map<string, Set<string>>();
-    for (const o of this.deps.slices.items()) {
-      const slice = o as unknown as EndpointSlice;
-      const svc = sliceService(slice);
-      if (!svc) continue;
-      for (const e of slice.endpoints ?? []) {
-        if (!e.nodeName || !endpointReady(e)) continue;
-        const set = readyEndpointNodes.get(svc) ?? new Set<string>();
-        set.add(e.nodeName);
-        readyEndpointNodes.set(svc, set);
-      }
-    }
-    return { policies, services: this.deps.services.items().map(l2Service), readyEndpointNodes, nodes: this.live };
+  /** One slice of an election pass: take in the changes and elect, for at most a slice in all; apply; yield. */
+  private electSlice(): void {
+    this.nextSlice = undefined;
+    if (this.stopped) return;
+    const until = performance.now() + (this.deps.electionSliceMs ?? electionSliceMs);
+    let steps = 0;
+    const more = () => steps++ === 0 || performance.now() < until;
+    this.feed.sync(more);
+    this.apply(this.election.elect(more));
+    if (this.election.pendingIPs > 0 || this.feed.pending) this.nextSlice = setImmediate(() => this.electSlice());
   }
 
-  private recompute(): void {
-    if (this.stopped) return;
-    const previous = new Map(this.plan.map((a) => [a.ip, a.node]));
-    this.plan = electAnnouncers(this.input(), this.deps.nodeName);
+  /** Brings the responder in line with the election's changes and the fence. */
+  private apply(changes: readonly AnnouncementChange[]): void {
+    for (const c of changes) {
+      if (c.after?.reason === 'announcing') this.mine.set(c.ip, c.after);
+      else this.mine.delete(c.ip);
+    }
     // While draining, keep answering what this node had until stop() ends the handover window.
     if (this.draining) return;
     const fenced = this.fenceNs <= monotonicNs();
-    const table = fenced ? [] : this.plan.filter((a) => a.reason === 'announcing');
+    if (changes.length === 0 && fenced === this.answeringFenced) return;
+    this.answeringFenced = fenced;
+    const table = fenced ? [] : [...this.mine.values()];
     const next = new Map(table.map((a) => [a.ip, a.interfaces.join(',')]));
+    const previous = new Map(changes.map((c) => [c.ip, c.before?.node ?? null]));
     const liveNames = new Set(this.live.map((n) => n.name));
     for (const a of table) {
       if (this.answering.has(a.ip)) continue;
-      const before = previous.get(a.ip) ?? null;
+      // An IP that did not change in this slice was already this node's: answering it again is new.
+      const before = previous.has(a.ip) ? previous.get(a.ip)! : this.deps.nodeName;
       const cause = before === null || before === this.deps.nodeName ? 'new' : liveNames.has(before) ? 'move' : 'failover';
       this.deps.metrics.l2Takeovers.inc({ cause });
       if (cause === 'failover') {
-        const last = this.lastSeen.get(before!);
+        const last = this.lastSeen.get(before);
         if (last !== undefined) this.deps.metrics.l2FailoverSeconds.observe((Date.now() - last) / 1000);
       }
       this.deps.log.info({ ip: a.ip, interfaces: a.interfaces, services: a.services, previous: before, cause }, 'announcing');
@@ -394,7 +393,7 @@ export class L2Announcer {
       }
     }
     for (const ip of this.answering.keys()) {
-      if (!next.has(ip)) this.deps.log.info({ ip, reason: this.plan.find((a) => a.ip === ip)?.reason ?? 'gone' }, 'stopped announcing');
+      if (!next.has(ip)) this.deps.log.info({ ip, reason: this.election.get(ip)?.reason ?? 'gone' }, 'stopped announcing');
     }
     const changed = next.size !== this.answering.size || [...next].some(([ip, ifs]) => this.answering.get(ip) !== ifs);
     this.answering = next;

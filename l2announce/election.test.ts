@@ -69,6 +69,19 @@ describe('electAnnouncers', () => {
     ]);
   });
 
+  it('ignores an address with an impossible prefix length in a peer candidacy instead of throwing', () => {
+    const odd = candidacy({
+      interfaces: [{ name: 'eth0', up: true, addresses: [{ ip: '198.18.0.10', prefixLength: 24.5 }, { ip: '2001:db8::10', prefixLength: 129 }] }],
+      defaultRoute: { ipv4: ['eth0'], ipv6: [] },
+    });
+    const out = electAnnouncers(input({ nodes: [node('a', odd)], services: [service('ns/a', ['198.18.0.50', '2001:db8::50'])] }), 'a');
+    // No usable subnet: the IPv4 address goes out on the default route; IPv6 has none here.
+    expect(out.map((o) => [o.ip, o.interfaces, o.reason])).toEqual([
+      ['198.18.0.50', ['eth0'], 'announcing'],
+      ['2001:db8::50', [], 'interface_not_found'],
+    ]);
+  });
+
   it('uses the policy patterns when given, and never an interface that is down', () => {
     const p = policy({ interfaces: ['^eth1$'] });
     const c = candidacy();

@@ -84,8 +84,6 @@ export interface IPAnnouncement {
 /** Nodes carrying this label never announce (the Kubernetes convention for load balancers). */
 export const excludeLabel = 'node.kubernetes.io/exclude-from-external-load-balancers';
 
-const announcedClass = (cls: string | undefined): boolean => cls === undefined || cls === serviceClasses.l2;
-
 /** 32-bit FNV-1a of a string. */
 function fnv1a(text: string): number {
   let h = 0x811c9dc5;
@@ -103,50 +101,110 @@ function mix(h: number): number {
 /** Rendezvous score of a node for an IP; the highest eligible score wins, ties go to the lower name. */
 export const rendezvousScore = (nodeHash: number, ipHash: number): number => mix(nodeHash ^ mix(ipHash));
 
-/** A node's candidacy with its addresses parsed once per election, and per-policy answers cached. */
-interface PreparedNode {
+interface PreparedAddress {
+  readonly ip: IP;
+  /** The IPv4 value as a number: the subnet test runs once per node per IP, BigInt shifts are slow there. */
+  readonly v4: number;
+  readonly prefixLength: number;
+}
+
+/**
+ * A node prepared once per live set: its hash, its up interfaces with parsed addresses, whether it
+ * is out whatever the policy, and per-policy answers cached (policies are compared by identity).
+ */
+export interface PreparedNode {
   readonly name: string;
   readonly hash: number;
   readonly candidacy: NodeCandidacy;
-  readonly up: readonly { readonly name: string; readonly addresses: readonly { readonly ip: IP; readonly prefixLength: number }[] }[];
+  readonly up: readonly { readonly name: string; readonly addresses: readonly PreparedAddress[] }[];
+  /** Per up interface, the list of just its name (shared: most IPs are announced on one interface). */
+  readonly single: readonly (readonly string[])[];
+  /** The up interfaces of the default route, per family. */
+  readonly defaults: { readonly 4: readonly string[]; readonly 6: readonly string[] };
+  /** Excluded, not ready or draining (in that order of report), judged after policy selection. */
+  readonly blocked: L2Reason | undefined;
   readonly selectedBy: Map<L2Policy, boolean>;
   /** Interfaces matched by a policy's patterns (independent of the IP). */
   readonly byPattern: Map<L2Policy, string[]>;
 }
 
-function prepare(node: LiveNode | NodeCandidacy, name = ''): PreparedNode {
-  const candidacy = 'candidacy' in node ? node.candidacy : node;
-  const nodeName = 'candidacy' in node ? node.name : name;
+const bitsOf = (family: 4 | 6): number => (family === 4 ? 32 : 128);
+
+function prepareNode(name: string, candidacy: NodeCandidacy): PreparedNode {
+  const c = candidacy;
+  const up = c.interfaces
+    .filter((i) => i.up)
+    .map((i) => ({
+      name: i.name,
+      addresses: i.addresses.flatMap((a) => {
+        const ip = parseIP(a.ip);
+        // A prefix that is no integer in range matches nothing (a peer's bad candidacy must not throw here).
+        const valid = ip && Number.isInteger(a.prefixLength) && a.prefixLength >= 0 && a.prefixLength <= bitsOf(ip.family);
+        return valid ? [{ ip, v4: ip.family === 4 ? Number(ip.value) : 0, prefixLength: a.prefixLength }] : [];
+      }),
+    }));
+  const onRoute = (names: readonly string[]) => up.filter((i) => names.includes(i.name)).map((i) => i.name);
   return {
-    name: nodeName,
-    hash: fnv1a(nodeName),
+    name,
+    hash: fnv1a(name),
     candidacy,
-    up: candidacy.interfaces
-      .filter((i) => i.up)
-      .map((i) => ({ name: i.name, addresses: i.addresses.flatMap((a) => { const ip = parseIP(a.ip); return ip ? [{ ip, prefixLength: a.prefixLength }] : []; }) })),
+    up,
+    single: up.map((i) => [i.name]),
+    defaults: { 4: onRoute(c.defaultRoute.ipv4), 6: onRoute(c.defaultRoute.ipv6) },
+    blocked: c.labels[excludeLabel] !== undefined ? 'node_excluded' : !c.ready ? 'node_not_ready' : c.draining ? 'node_draining' : undefined,
     selectedBy: new Map(),
     byPattern: new Map(),
   };
 }
 
-function inSubnet(ip: IP, a: { ip: IP; prefixLength: number }): boolean {
-  if (a.ip.family !== ip.family) return false;
-  const bits = ip.family === 4 ? 32 : 128;
-  if (!(a.prefixLength >= 0 && a.prefixLength <= bits)) return false;
-  const shift = BigInt(bits - a.prefixLength);
-  return ip.value >> shift === a.ip.value >> shift;
+/** The live nodes prepared for `electIP`; prepare again when the live set or the policies change. */
+export const prepareNodes = (nodes: readonly LiveNode[]): PreparedNode[] => nodes.map((n) => prepareNode(n.name, n.candidacy));
+
+/** One announced IP with everything its election reads. */
+export interface IPEntry {
+  readonly ip: IP;
+  /** Canonical text. */
+  readonly text: string;
+  readonly v4: number;
+  readonly services: readonly L2Service[];
+  /** Their keys, sorted. */
+  readonly serviceKeys: readonly string[];
+  /** Distinct policies that select at least one of the services for this kind of address. */
+  readonly policies: readonly L2Policy[];
 }
 
-function interfacesFor(policy: L2Policy, node: PreparedNode, ip: IP): string[] {
+export function ipEntry(ip: IP, services: readonly L2Service[], policies: readonly L2Policy[], text = formatIP(ip)): IPEntry {
+  return { ip, text, v4: ip.family === 4 ? Number(ip.value) : 0, services, serviceKeys: services.map((s) => s.key).sort(), policies };
+}
+
+function inSubnet(entry: IPEntry, a: PreparedAddress): boolean {
+  if (a.ip.family !== entry.ip.family) return false;
+  // `>>> 32` shifts by 0 in JavaScript, so a /0 is decided apart.
+  if (entry.ip.family === 4) return a.prefixLength === 0 || ((entry.v4 ^ a.v4) >>> (32 - a.prefixLength)) === 0;
+  const shift = BigInt(128 - a.prefixLength);
+  return entry.ip.value >> shift === a.ip.value >> shift;
+}
+
+function hasAddressIn(addresses: readonly PreparedAddress[], entry: IPEntry): boolean {
+  for (const a of addresses) if (inSubnet(entry, a)) return true;
+  return false;
+}
+
+// Runs once per node per IP in a full election: it allocates only when several interfaces match.
+function interfacesFor(policy: L2Policy, node: PreparedNode, entry: IPEntry): readonly string[] {
   if (policy.interfaces.length > 0) {
     let names = node.byPattern.get(policy);
     if (!names) node.byPattern.set(policy, (names = node.up.filter((i) => policy.interfaces.some((p) => p.test(i.name))).map((i) => i.name)));
     return names;
   }
-  const local = node.up.filter((i) => i.addresses.some((a) => inSubnet(ip, a))).map((i) => i.name);
-  if (local.length > 0) return local;
-  const defaults = ip.family === 4 ? node.candidacy.defaultRoute.ipv4 : node.candidacy.defaultRoute.ipv6;
-  return node.up.filter((i) => defaults.includes(i.name)).map((i) => i.name);
+  let first = -1;
+  let several: string[] | undefined;
+  for (let k = 0; k < node.up.length; k++) {
+    if (!hasAddressIn(node.up[k]!.addresses, entry)) continue;
+    if (first < 0) first = k;
+    else (several ??= [node.up[first]!.name]).push(node.up[k]!.name);
+  }
+  return several ?? (first >= 0 ? node.single[first]! : node.defaults[entry.ip.family]);
 }
 
 /**
@@ -154,19 +212,71 @@ function interfacesFor(policy: L2Policy, node: PreparedNode, ip: IP): string[] {
  * policy's patterns; without patterns, those with an address in the IP's subnet, else the
  * interfaces of the default route of the IP's family. Only interfaces that are up count.
  */
-export const selectInterfaces = (policy: L2Policy, node: NodeCandidacy, ip: IP): string[] => interfacesFor(policy, prepare(node), ip);
+export const selectInterfaces = (policy: L2Policy, node: NodeCandidacy, ip: IP): string[] => [...interfacesFor(policy, prepareNode('', node), ipEntry(ip, [], []))];
 
-interface IPEntry {
-  readonly ip: IP;
-  readonly services: L2Service[];
-  /** Policies that select at least one of the services for this kind of address. */
-  readonly policies: Set<L2Policy>;
+function selects(node: PreparedNode, policy: L2Policy): boolean {
+  let selected = node.selectedBy.get(policy);
+  if (selected === undefined) node.selectedBy.set(policy, (selected = selectorMatches(policy.nodeSelector, node.candidacy.labels)));
+  return selected;
 }
 
+/** The interfaces a node may announce an IP on, or the reason it may not (the entry has a policy). */
+function judge(node: PreparedNode, entry: IPEntry, readyEndpointNodes: ElectionInput['readyEndpointNodes']): readonly string[] | L2Reason {
+  const selecting = entry.policies.length === 1 ? (selects(node, entry.policies[0]!) ? entry.policies : []) : entry.policies.filter((p) => selects(node, p));
+  if (selecting.length === 0) return 'node_not_selected';
+  if (node.blocked) return node.blocked;
+  const interfaces = selecting.length === 1 ? interfacesFor(selecting[0]!, node, entry) : [...new Set(selecting.flatMap((p) => interfacesFor(p, node, entry)))].sort();
+  if (interfaces.length === 0) return 'interface_not_found';
+  // Traffic for a Local service must land on a node that has one of its endpoints.
+  for (const svc of entry.services) {
+    if (svc.localTraffic && !readyEndpointNodes.get(svc.key)?.has(node.name)) return 'no_local_endpoints';
+  }
+  return interfaces;
+}
+
+/** The election of one IP among the prepared live nodes, as seen from node `self`. */
+export function electIP(entry: IPEntry, nodes: readonly PreparedNode[], readyEndpointNodes: ElectionInput['readyEndpointNodes'], self: string): IPAnnouncement {
+  const ipHash = fnv1a(entry.text);
+  let best: string | null = null;
+  let bestScore = 0;
+  let bestInterfaces: readonly string[] = [];
+  let selfReason: L2Reason = 'node_not_live';
+  let eligible = 0;
+  if (entry.policies.length > 0) {
+    for (const node of nodes) {
+      const verdict = judge(node, entry, readyEndpointNodes);
+      if (typeof verdict === 'string') {
+        if (node.name === self) selfReason = verdict;
+        continue;
+      }
+      eligible++;
+      if (node.name === self) selfReason = 'not_elected';
+      const score = rendezvousScore(node.hash, ipHash);
+      if (best === null || score > bestScore || (score === bestScore && node.name < best)) {
+        best = node.name;
+        bestScore = score;
+        bestInterfaces = verdict;
+      }
+    }
+  } else selfReason = 'no_policy';
+  if (best === self) selfReason = 'announcing';
+  // The arrays are shared with the entry and the node (read only): a full election copies nothing.
+  return { ip: entry.text, services: entry.serviceKeys, node: best, interfaces: bestInterfaces, reason: selfReason, eligible };
+}
+
+/** The load balancer IPs and external IPs of a service that the given policies announce. */
+export function matchingPolicies(svc: L2Service, policies: readonly L2Policy[]): { loadBalancerIPs: L2Policy[]; externalIPs: L2Policy[] } {
+  const matching = policies.filter((p) => selectorMatches(p.serviceSelector, svc.labels));
+  return { loadBalancerIPs: matching.filter((p) => p.loadBalancerIPs), externalIPs: matching.filter((p) => p.externalIPs) };
+}
+
+/** Whether a service of this class is Beacon's to announce with L2 at all. */
+export const announcedClass = (cls: string | undefined): boolean => cls === undefined || cls === serviceClasses.l2;
+
 /** Every announced IP with its services and the policies that announce it. */
-function collectIPs(input: ElectionInput): Map<string, IPEntry> {
-  const byIP = new Map<string, IPEntry>();
-  const add = (text: string, svc: L2Service, policies: L2Policy[]) => {
+function collectIPs(input: ElectionInput): IPEntry[] {
+  const byIP = new Map<string, { ip: IP; services: L2Service[]; policies: Set<L2Policy> }>();
+  const add = (text: string, svc: L2Service, policies: readonly L2Policy[]) => {
     const ip = parseIP(text);
     if (!ip) return; // an unparsable externalIP: LB-IPAM and the API server report those
     const key = formatIP(ip);
@@ -177,35 +287,11 @@ function collectIPs(input: ElectionInput): Map<string, IPEntry> {
   };
   for (const svc of input.services) {
     if (!announcedClass(svc.loadBalancerClass)) continue;
-    const matching = input.policies.filter((p) => selectorMatches(p.serviceSelector, svc.labels));
-    const lb = matching.filter((p) => p.loadBalancerIPs);
-    const ext = matching.filter((p) => p.externalIPs);
-    for (const ip of svc.loadBalancerIPs) add(ip, svc, lb);
-    for (const ip of svc.externalIPs) add(ip, svc, ext);
+    const matching = matchingPolicies(svc, input.policies);
+    for (const ip of svc.loadBalancerIPs) add(ip, svc, matching.loadBalancerIPs);
+    for (const ip of svc.externalIPs) add(ip, svc, matching.externalIPs);
   }
-  return byIP;
-}
-
-/** Whether a node may announce an IP, and on which interfaces; else the reason it may not. */
-function judge(node: PreparedNode, entry: IPEntry, input: ElectionInput): { interfaces: string[] } | { reason: L2Reason } {
-  const c = node.candidacy;
-  if (entry.policies.size === 0) return { reason: 'no_policy' };
-  const selecting = [...entry.policies].filter((p) => {
-    let selected = node.selectedBy.get(p);
-    if (selected === undefined) node.selectedBy.set(p, (selected = selectorMatches(p.nodeSelector, c.labels)));
-    return selected;
-  });
-  if (selecting.length === 0) return { reason: 'node_not_selected' };
-  if (c.labels[excludeLabel] !== undefined) return { reason: 'node_excluded' };
-  if (!c.ready) return { reason: 'node_not_ready' };
-  if (c.draining) return { reason: 'node_draining' };
-  const interfaces = selecting.length === 1 ? interfacesFor(selecting[0]!, node, entry.ip) : [...new Set(selecting.flatMap((p) => interfacesFor(p, node, entry.ip)))].sort();
-  if (interfaces.length === 0) return { reason: 'interface_not_found' };
-  // Traffic for a Local service must land on a node that has one of its endpoints.
-  for (const svc of entry.services) {
-    if (svc.localTraffic && !input.readyEndpointNodes.get(svc.key)?.has(node.name)) return { reason: 'no_local_endpoints' };
-  }
-  return { interfaces };
+  return [...byIP.values()].map((e) => ipEntry(e.ip, e.services, [...e.policies]));
 }
 
 /**
@@ -213,38 +299,8 @@ function judge(node: PreparedNode, entry: IPEntry, input: ElectionInput): { inte
  * and why `self` does or does not. Pure: every node given the same input elects the same nodes.
  */
 export function electAnnouncers(input: ElectionInput, self: string): IPAnnouncement[] {
-  const nodes = input.nodes.map((n) => prepare(n));
-  const out: { ip: IP; announcement: IPAnnouncement }[] = [];
-  for (const [text, entry] of collectIPs(input)) {
-    const ipHash = fnv1a(text);
-    let best: { node: string; score: number; interfaces: string[] } | undefined;
-    let selfReason: L2Reason = 'node_not_live';
-    let eligible = 0;
-    for (const node of nodes) {
-      const verdict = judge(node, entry, input);
-      if ('reason' in verdict) {
-        if (node.name === self) selfReason = verdict.reason;
-        continue;
-      }
-      eligible++;
-      if (node.name === self) selfReason = 'not_elected';
-      const score = rendezvousScore(node.hash, ipHash);
-      if (!best || score > best.score || (score === best.score && node.name < best.node)) best = { node: node.name, score, interfaces: verdict.interfaces };
-    }
-    if (entry.policies.size === 0) selfReason = 'no_policy';
-    if (best?.node === self) selfReason = 'announcing';
-    out.push({
-      ip: entry.ip,
-      announcement: {
-        ip: text,
-        services: entry.services.map((s) => s.key).sort(),
-        node: best?.node ?? null,
-        interfaces: best?.interfaces ?? [],
-        reason: selfReason,
-        eligible,
-      },
-    });
-  }
-  return out.sort((a, b) => compareIP(a.ip, b.ip)).map((e) => e.announcement);
+  const nodes = prepareNodes(input.nodes);
+  return collectIPs(input)
+    .sort((a, b) => compareIP(a.ip, b.ip))
+    .map((entry) => electIP(entry, nodes, input.readyEndpointNodes, self));
 }
-

@@ -62,3 +62,4 @@ export { respond, ResponderTable, buildAnnouncementTable, macsByInterface, gratu
 export { InterfaceWatcher, readInventory, parseAddrJson, parseDefaultRouteJson, isOperationallyUp, type NetInterface, type InterfaceInventory, type InterfaceAddress, type WatchOptions } from './netif.js';
 export { PacketLink, type PacketLinkOptions, type LinkStats, type InterfaceStats, type LinkLog, type InterfaceInventorySource } from './packet-link.js';
 export { electAnnouncers, excludeLabel, rendezvousScore, selectInterfaces, type ElectionInput, type IPAnnouncement, type L2Reason, type L2Service, type LiveNode, type NodeCandidacy, type NodeInterface } from './election.js';
+export { IncrementalElection, type AnnouncementChange } from './l2-incremental.js';
