@@ -14,7 +14,6 @@
 // KUBE-SVC-* → KUBE-SEP-* nat rules given to iptables-restore inside a network namespace created
 // here, and one change as kube-proxy's partial sync writes it (iptables-restore --noflush).
 import { spawnSync } from 'node:child_process';
-import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, rmdirSync } from 'node:fs';
 import { availableParallelism, cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
@@ -38,6 +37,7 @@ import {
   type Frontend,
   type PlanOptions,
 } from '../kpr/index.js';
+import { iptablesChange, iptablesRuleset, iptablesServiceRule, type BenchService } from './kpr-peers.js';
 import { gc, median, percentile, time } from './measure.js';
 
 const { values: flags } = parseArgs({
@@ -201,7 +201,7 @@ function beaconRun(S: number, algorithm: Algorithm): BeaconRun {
   progress(`Beacon: ${S} services, ${algorithm}`);
   const maglevTableSize = algorithm === 'maglev' ? MAGLEV_TABLE_SIZE : DEFAULT_MAGLEV_TABLE_SIZE;
   const open = (): SocketDatapath => SocketDatapath.open({ bpfRoot, cgroupRoot, maglevTableSize, lbMapMax: LB_MAP_MAX });
-  const opts: PlanOptions = { maglevTableSize, maxServices: LB_MAP_MAX, maxBackends: LB_MAP_MAX };
+  const opts: PlanOptions = { maglevTableSize, maxServices: LB_MAP_MAX, maxBackends: LB_MAP_MAX, nodeName: NODE };
   const frontendsOf = (services: Service[], slices: EndpointSlice[]) =>
     buildFrontends({ services, slices, nodeName: NODE, nodeAddresses: [], defaultAlgorithm: 'random' });
 
@@ -289,44 +289,13 @@ function beaconRun(S: number, algorithm: Algorithm): BeaconRun {
 }
 
 // ---- the peer: kube-proxy's iptables rules -------------------------------------------------------
-// Chain names as kube-proxy forms them (a prefix and 16 characters of a SHA-256 of the service
-// port / endpoint); rules in its large-cluster form (> 1,000 endpoints: no comments on
-// endpoint rules). KUBE-MARK-MASQ and the jumps from PREROUTING/OUTPUT make the ruleset complete.
+// The rule text comes from kpr-peers.ts (KUBE-SERVICES → KUBE-SVC-* → KUBE-SEP-*, as
+// kube-proxy's iptables mode writes it), here for the same services as Beacon's.
 
-const chainHash = (text: string): string => createHash('sha256').update(text).digest('base64').replace(/[^A-Za-z0-9]/g, '').slice(0, 16).toUpperCase();
-const svcChain = (i: number): string => `KUBE-SVC-${chainHash(`${nameOf(i).namespace}/${nameOf(i).name}:http/tcp`)}`;
-const sepChain = (i: number, address: string): string => `KUBE-SEP-${chainHash(`${nameOf(i).namespace}/${nameOf(i).name}:http/tcp/${address}:${targetPortOf(i)}`)}`;
-
-const servicesRule = (i: number): string => {
-  const { address, port } = frontendOf(i);
-  return `-A KUBE-SERVICES -m comment --comment "${nameOf(i).namespace}/${nameOf(i).name}:http cluster IP" -m tcp -p tcp -d ${address}/32 --dport ${port} -j ${svcChain(i)}`;
-};
-
-/** The service chain (random choice: the k-th of n rules matches with probability 1/(n-k)) and its endpoint chains. */
-function serviceChains(i: number, addresses: readonly string[], out: { chains: string[]; rules: string[] }): void {
-  const svc = svcChain(i);
-  out.chains.push(`:${svc} - [0:0]`);
-  addresses.forEach((address, k) => {
-    const sep = sepChain(i, address);
-    const left = addresses.length - k;
-    out.rules.push(`-A ${svc} ${left > 1 ? `-m statistic --mode random --probability ${(1 / left).toFixed(10)} ` : ''}-j ${sep}`);
-  });
-  for (const address of addresses) {
-    const sep = sepChain(i, address);
-    out.chains.push(`:${sep} - [0:0]`);
-    out.rules.push(`-A ${sep} -s ${address}/32 -j KUBE-MARK-MASQ`, `-A ${sep} -m tcp -p tcp -j DNAT --to-destination ${address}:${targetPortOf(i)}`);
-  }
-}
-
-const restoreText = (chains: readonly string[], rules: readonly string[], extra: readonly string[] = []): string =>
-  `*nat\n${chains.join('\n')}\n${rules.join('\n')}\n${extra.join('\n')}${extra.length ? '\n' : ''}COMMIT\n`;
-
-function fullRuleset(S: number): { text: string; rules: number } {
-  const out = { chains: [':KUBE-SERVICES - [0:0]', ':KUBE-MARK-MASQ - [0:0]'], rules: ['-A PREROUTING -j KUBE-SERVICES', '-A OUTPUT -j KUBE-SERVICES', '-A KUBE-MARK-MASQ -j MARK --or-mark 0x4000'] };
-  for (let i = 0; i < S; i++) out.rules.push(servicesRule(i));
-  for (let i = 0; i < S; i++) serviceChains(i, poolAddresses(i), out);
-  return { text: restoreText(out.chains, out.rules), rules: out.rules.length };
-}
+const benchService = (i: number, backends: readonly string[] = poolAddresses(i)): BenchService => ({
+  ...nameOf(i), portName: 'http', ...frontendOf(i), targetPort: targetPortOf(i), backends,
+});
+const fullRuleset = (S: number): { text: string; rules: number } => iptablesRuleset(Array.from({ length: S }, (_, i) => benchService(i)));
 
 interface PeerRun {
   services: number;
@@ -366,23 +335,19 @@ function peerRun(S: number): PeerRun {
     // One change, the same as Beacon's updates: backend r mod 10 of service (r × 7919) mod S replaced.
     // kube-proxy's partial sync rewrites KUBE-SERVICES in full plus the changed service's chains,
     // and deletes the endpoint chain that went away; "chains only" is the least any writer must send.
-    const allServiceRules = Array.from({ length: S }, (_, i) => servicesRule(i));
+    const allServiceRules = Array.from({ length: S }, (_, i) => iptablesServiceRule(benchService(i)));
     const chainsOnly: number[] = [];
     const kubeProxy: number[] = [];
     let inputBytes = 0;
     const started = performance.now();
     for (let r = 0; r < PEER_CHANGES && performance.now() - started < PEER_CHANGE_BUDGET_MS; r++) {
       const i = updatedService(r, S);
-      const before = poolAddresses(i);
-      const after = [...before];
+      const before = benchService(i);
+      const after = [...before.backends];
       after[r % BACKENDS_PER_SERVICE] = freshAddress(r);
-      const gone = sepChain(i, before[r % BACKENDS_PER_SERVICE]!);
-      const changed = { chains: [] as string[], rules: [] as string[] };
-      serviceChains(i, after, changed);
-      const chainsText = restoreText([...changed.chains, `:${gone} - [0:0]`], changed.rules, [`-X ${gone}`]);
-      const back = { chains: [] as string[], rules: [] as string[] };
-      serviceChains(i, before, back);
-      const kubeProxyText = restoreText([':KUBE-SERVICES - [0:0]', ...back.chains, `:${sepChain(i, after[r % BACKENDS_PER_SERVICE]!)} - [0:0]`], [...allServiceRules, ...back.rules], [`-X ${sepChain(i, after[r % BACKENDS_PER_SERVICE]!)}`]);
+      const changed = benchService(i, after);
+      const chainsText = iptablesChange(before, changed);
+      const kubeProxyText = iptablesChange(changed, before, allServiceRules);
       inputBytes = Buffer.byteLength(kubeProxyText);
       // Forward (chains only) then back to the pool backend (kube-proxy form): the ruleset returns to its start.
       const a = restore(chainsText, true, 60_000);

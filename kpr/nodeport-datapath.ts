@@ -6,7 +6,7 @@
 // and a restarted agent replaces them in place (same handle and priority).
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { BpfMap, BpfObject, builtObjectPath, detachTc, attachTc } from '../bpf/index.js';
+import { BpfMap, BpfObject, builtObjectPath, detachTc, attachTc, type BpfProgram } from '../bpf/index.js';
 import { mapSizes } from './datapath.js';
 import { encodeU32, decodeU32, sumPerCpu, mapNames } from './layout.js';
 import { decodeDevice, encodeDevice, nodeportMapNames, nodeportPrograms, nodeportStatNames, type DeviceAddresses, type NodeportStatName } from './nodeport-layout.js';
@@ -84,6 +84,16 @@ export class NodePortDatapath {
       out[name] = v ? Number(sumPerCpu(v)) : 0;
     });
     return out;
+  }
+
+  /** A program, e.g. for BPF_PROG_TEST_RUN. */
+  program(hook: keyof typeof nodeportPrograms): BpfProgram {
+    return this.object.program(nodeportPrograms[hook]);
+  }
+
+  /** Forgets every tracked flow (the benchmark's tear-down; the agent never needs it). */
+  clearConntrack(): void {
+    this.object.map(nodeportMapNames.conntrack).clear();
   }
 
   /** This datapath's own pinned maps under bpfRoot (the CLI reads them while the agent is stopped). */
