@@ -30,6 +30,12 @@ function ensureForwarding(path: string, log: Logger): void {
 }
 
 export async function startNorthSouth(k: KprOptions, log: Logger, metrics: Metrics): Promise<NorthSouth> {
+  if (k.devices === 'none') {
+    // Nothing to load; the programs an earlier run left on devices come off (they would keep serving).
+    const ifindexes = NodePortDatapath.detachAll(k.bpfRoot);
+    if (ifindexes.length > 0) log.info({ ifindexes }, 'north-south datapath detached: --devices none');
+    return { devices: () => [], stop: () => Promise.resolve() };
+  }
   const datapath = NodePortDatapath.open({ bpfRoot: k.bpfRoot, maglevTableSize: k.maglevTableSize, lbMapMax: k.lbMapMax });
   let watcher: InterfaceWatcher | undefined;
   try {
@@ -52,7 +58,7 @@ export async function startNorthSouth(k: KprOptions, log: Logger, metrics: Metri
       else datapath.detach(ifindex, false);
     }
     const follower = await DeviceFollower.start({
-      spec: k.devices === 'none' ? undefined : k.devices,
+      spec: k.devices,
       interfaces,
       attached,
       log,

@@ -387,14 +387,13 @@ async function startKpr(opts: StandaloneOptions, services: Reflector, slices: Re
     // With kube-proxy gone, its healthCheckNodePort answers (externalTrafficPolicy: Local) come from here.
     const healthChecks = new HealthCheckServers({ log: log.child({ part: 'health-check' }) });
     const stopHealthChecks = followHealthChecks({ nodeName: opts.nodeName, services, slices, servers: healthChecks, log });
+    // Also with --devices none: programs an earlier run left on devices are taken off.
     let northSouth: NorthSouth | undefined;
-    if (k.devices !== 'none') {
-      try {
-        northSouth = await startNorthSouth(k, log, metrics);
-      } catch (e) {
-        // Socket-level balancing keeps working; only traffic from outside the node is not balanced here.
-        log.error({ err: (e as Error).message }, 'north-south datapath is off: the tc programs could not be loaded');
-      }
+    try {
+      northSouth = await startNorthSouth(k, log, metrics);
+    } catch (e) {
+      // Socket-level balancing keeps working; only traffic from outside the node is not balanced here.
+      log.error({ err: (e as Error).message }, 'north-south datapath is off: the tc programs could not be loaded');
     }
     metrics.kprEnabled.set({ reason: 'running' }, 1);
     log.info({ bpfRoot: k.bpfRoot, cgroupRoot, devices: northSouth?.devices() ?? [] }, 'kube-proxy replacement running');

@@ -103,7 +103,8 @@ export class NodePortDatapath {
 
   /**
    * Takes the programs off every device the pinned devices map names (in the calling thread's
-   * namespace): filters are not pinned, so removing the pins alone would leave them running.
+   * namespace) and forgets those devices: filters are not pinned, so removing the pins alone would
+   * leave them running, and a device left in the map would be adopted as carrying them.
    * Returns the ifindexes.
    */
   static detachAll(bpfRoot: string): number[] {
@@ -120,6 +121,7 @@ export class NodePortDatapath {
             // The device is gone, and its filters with it.
           }
         }
+        map.delete(encodeU32(ifindex));
       }
       return ifindexes;
     } finally {

@@ -2,8 +2,10 @@
 // clients, inside the test cgroup the socket hooks are attached to). Every mode is bounded in
 // count and time and prints one JSON line with what it saw.
 //   serve NAME PORT                  TCP (greets with NAME, then echoes) and UDP (answers NAME) on [::]
+//   serve-peer NAME PORT             as serve, greeting and answering `NAME PEER` (the source address seen)
 //   tcp HOST PORT COUNT              COUNT connections one after another: greeting names, peers, errors
 //   udp HOST PORT COUNT              COUNT datagrams from one unconnected socket: answering names, sources
+//   udp-flows HOST PORT COUNT        as udp, each datagram from a new socket (a new source port: a new flow)
 //   hold HOST PORT COUNT MS          COUNT connections (more, up to 40, until two backends hold
 //                                    some); prints them, then echoes a byte on each every 50 ms for MS ms
 //   loop HOST PORT MS                new connections back to back for MS ms (at most 20,000);
@@ -53,12 +55,17 @@ async function tcp(host: string, port: number, n: number): Promise<void> {
   print({ names, errors, peers: [...peers] });
 }
 
-async function udp(host: string, port: number, n: number): Promise<void> {
-  const socket = createSocket(host.includes(':') ? 'udp6' : 'udp4');
+async function udp(host: string, port: number, n: number, socketPerDatagram = false): Promise<void> {
+  const open = () => createSocket(host.includes(':') ? 'udp6' : 'udp4');
+  let socket = open();
   const names: Record<string, number> = {};
   const errors: Record<string, number> = {};
   const sources = new Set<string>();
   for (let i = 0; i < n; i++) {
+    if (socketPerDatagram && i > 0) {
+      socket.close();
+      socket = open();
+    }
     const reply = await new Promise<{ name: string; from: string } | Error>((resolve) => {
       const timer = setTimeout(() => resolve(new Error('timeout')), 1000);
       socket.once('message', (msg, rinfo) => {
@@ -123,22 +130,28 @@ async function loop(host: string, port: number, ms: number): Promise<void> {
   print({ names, errors });
 }
 
-function serve(name: string, port: number): void {
+/** A dual-stack socket reports an IPv4 peer as ::ffff:a.b.c.d. */
+const plain = (address: string | undefined) => (address ?? '?').replace(/^::ffff:/, '');
+
+function serve(name: string, port: number, withPeer = false): void {
+  const answer = (peer: string | undefined) => (withPeer ? `${name} ${plain(peer)}` : name);
   createServer((s) => {
     s.on('error', () => undefined);
-    s.write(`${name}\n`);
+    s.write(`${answer(s.remoteAddress)}\n`);
     s.on('data', (d) => s.write(d));
   }).listen({ port, host: '::', ipv6Only: false }, () => print({ listening: port }));
   const u = createSocket({ type: 'udp6', ipv6Only: false });
-  u.on('message', (_msg, rinfo) => u.send(name, rinfo.port, rinfo.address));
+  u.on('message', (_msg, rinfo) => u.send(answer(rinfo.address), rinfo.port, rinfo.address));
   u.bind(port, '::');
   setTimeout(() => process.exit(0), 600_000).unref(); // never outlive a test run
 }
 
 const run: Record<string, () => void | Promise<void>> = {
   serve: () => serve(a!, Number(b)),
+  'serve-peer': () => serve(a!, Number(b), true),
   tcp: () => tcp(a!, Number(b), Number(c)),
   udp: () => udp(a!, Number(b), Number(c)),
+  'udp-flows': () => udp(a!, Number(b), Number(c), true),
   hold: () => hold(a!, Number(b), Number(c), Number(d)),
   loop: () => loop(a!, Number(b), Number(c)),
 };
@@ -148,5 +161,5 @@ if (!fn) {
   process.exit(2);
 }
 void Promise.resolve(fn()).then(() => {
-  if (mode !== 'serve') process.exit(0);
+  if (!mode!.startsWith('serve')) process.exit(0);
 });
