@@ -2,7 +2,8 @@
 // clients, inside the test cgroup the socket hooks are attached to). Every mode is bounded in
 // count and time and prints one JSON line with what it saw.
 //   serve NAME PORT                  TCP (greets with NAME, then echoes) and UDP (answers NAME) on [::]
-//   serve-peer NAME PORT             as serve, greeting and answering `NAME PEER` (the source address seen)
+//   serve-peer NAME PORT             as serve, greeting and answering `NAME PEER` (the source address seen);
+//                                    also HTTP on PORT+1, answering `NAME PEER` to any request (curl)
 //   tcp HOST PORT COUNT              COUNT connections one after another: greeting names, peers, errors
 //   udp HOST PORT COUNT              COUNT datagrams from one unconnected socket: answering names, sources
 //   udp-flows HOST PORT COUNT        as udp, each datagram from a new socket (a new source port: a new flow)
@@ -11,6 +12,7 @@
 //   loop HOST PORT MS                new connections back to back for MS ms (at most 20,000);
 //                                    prints a line after the first
 import { createSocket } from 'node:dgram';
+import { createServer as createHttpServer } from 'node:http';
 import { connect, createServer, type Socket } from 'node:net';
 
 const [mode, a, b, c, d] = process.argv.slice(2);
@@ -143,6 +145,7 @@ function serve(name: string, port: number, withPeer = false): void {
   const u = createSocket({ type: 'udp6', ipv6Only: false });
   u.on('message', (_msg, rinfo) => u.send(answer(rinfo.address), rinfo.port, rinfo.address));
   u.bind(port, '::');
+  if (withPeer) createHttpServer((req, res) => res.end(`${answer(req.socket.remoteAddress)}\n`)).listen({ port: port + 1, host: '::', ipv6Only: false });
   setTimeout(() => process.exit(0), 600_000).unref(); // never outlive a test run
 }
 

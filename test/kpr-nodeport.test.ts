@@ -43,7 +43,7 @@ spec:
   clusterIPs: ["198.18.100.${n}", "2001:db8:100::${n}"]
   ipFamilyPolicy: RequireDualStack
   ipFamilies: [IPv4, IPv6]
-  ports: [{name: http, port: 80, protocol: TCP, nodePort: ${30080 + n}}, {name: dns, port: 53, protocol: UDP, nodePort: ${30080 + n}}]${
+  ports: [{name: http, port: 80, protocol: TCP, nodePort: ${30080 + n}}, {name: dns, port: 53, protocol: UDP, nodePort: ${30080 + n}}, {name: web, port: 8000, protocol: TCP, nodePort: ${30180 + n}}]${
     opts.local ? `\n  externalTrafficPolicy: Local\n  healthCheckNodePort: ${opts.local.healthCheckNodePort}` : ''
   }
 `;
@@ -52,7 +52,7 @@ const slice = (service: string, family: Family, backends: ('pod' | 'remote')[]) 
 kind: EndpointSlice
 metadata: {name: ${service}-v${family}, namespace: shop, labels: {kubernetes.io/service-name: ${service}}}
 addressType: IPv${family}
-ports: [{name: http, port: ${BACKEND_PORT}, protocol: TCP}, {name: dns, port: ${BACKEND_PORT}, protocol: UDP}]
+ports: [{name: http, port: ${BACKEND_PORT}, protocol: TCP}, {name: dns, port: ${BACKEND_PORT}, protocol: UDP}, {name: web, port: ${BACKEND_PORT + 1}, protocol: TCP}]
 endpoints: [${backends.map((b) => `{addresses: ["${addr[family][b]}"], conditions: {ready: true}, nodeName: ${b === 'pod' ? nodeName : 'node-2'}}`).join(', ')}]
 `;
 
@@ -224,6 +224,20 @@ describe('north-south load balancing through beacon standalone (tc programs on t
       expect(r.errors).toEqual({});
       expect(Object.keys(r.names).sort()).toEqual([local(family), remote(family)].sort());
       expect(r.sources).toEqual([`${ip}:${port}`]);
+    });
+
+    it.each([
+      ['the LoadBalancer IP', a.web, 8000],
+      ['the NodePort on the node address', a.node, 30180],
+    ])('curl through %s gets HTTP answers from both backends', async (_what, ip, port) => {
+      const url = `http://${family === 6 ? `[${ip}]` : ip}:${port}/`;
+      const seen = new Set<string>();
+      for (let i = 0; i < 16 && seen.size < 2; i++) {
+        const r = await client.exec('curl', ['-sS', '-g', '--max-time', '5', '-w', '%{http_code}', url]); // the body ends with a newline
+        expect(r.stdout.trim().split('\n')).toEqual([expect.stringMatching(/^(local|remote) /), '200']);
+        seen.add(r.stdout.trim().split('\n')[0]!);
+      }
+      expect([...seen].sort()).toEqual([local(family), remote(family)].sort());
     });
 
     it('externalTrafficPolicy Local: only the local backend, which sees the client', async () => {
