@@ -135,6 +135,28 @@ describe('Kubernetes Events', () => {
     expect((await eventsIn('per-object')).map((e) => [e.note, e.series?.count])).toEqual([[allocated.note, 2]]);
   });
 
+  it("takes a token of the store's request budget only when one is there: Events are dropped, never queued ahead of renewals", async () => {
+    const { events } = recorder({ admit: () => false });
+    events.record({ kind: 'Service', namespace: 'budget', name: 'web' }, allocated);
+    await events.flush();
+    expect(events.stats()).toEqual({ created: 0, updated: 0, dropped: { rate: 1, perObject: 0 }, failed: 0 });
+
+    const kubeconfig = join(dir, 'kubeconfig-budget');
+    writeFileSync(kubeconfig, server.kubeconfig());
+    const tight = await openKubernetesStore({ kubeconfig, identity: 'node-b', qps: 1, burst: 2 });
+    try {
+      for (let i = 0; i < 4; i++) tight.events.record({ kind: 'Service', namespace: 'budget', name: `svc-${i}` }, allocated);
+      await tight.events.flush();
+      // At most the burst's two tokens went to Events (opening the store may have used one); the
+      // rest found none and were dropped, not queued.
+      const { created, dropped } = tight.events.stats();
+      expect([created + dropped.rate, dropped.rate >= 2]).toEqual([4, true]);
+      expect(await eventsIn('budget')).toHaveLength(created);
+    } finally {
+      await tight.close();
+    }
+  });
+
   it('never throws and logs once per error reason when the API server is down or the kind is unknown', async () => {
     const down = await KubeApiServer.start();
     const downStore = await open(down, 'kubeconfig-down');

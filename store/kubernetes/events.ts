@@ -18,6 +18,12 @@ export interface EventRecorderOptions {
   /** Events a second on average (default 10) and in a burst (default 25). */
   qps?: number;
   burst?: number;
+  /**
+   * The process's shared request budget, asked once per Event that passes the limits above: an
+   * Event goes out only when a token is there now, so Events never queue ahead of the requests
+   * that must go (lease renewals). Default: always.
+   */
+  admit?: () => boolean;
   /** Least time between two Events about one object (ms, default 1000). */
   perObjectMs?: number;
   /** Repeats within this time join the earlier Event's series (ms, default 10 minutes). */
@@ -116,7 +122,7 @@ export class KubeEventRecorder implements EventRecorder {
         this.counts.perObject++;
         return;
       }
-      if (!this.bucket.tryTake()) {
+      if (!this.bucket.tryTake() || this.opts.admit?.() === false) {
         this.counts.rate++;
         return;
       }

@@ -106,7 +106,12 @@ export class KubernetesStore implements Store {
     this.timeoutMs = opts.requestTimeoutMs ?? 10_000;
     this.watchQuietMs = opts.watchQuietMs ?? 150_000;
     this.leases = new KubeLeases(this, this.log);
-    this.events = new KubeEventRecorder((method, path, body, contentType) => this.request(method, path, body, contentType), { identity: opts.identity ?? hostname(), log: this.log });
+    // Events take a request token only when one is there (admit) and are then sent unthrottled: best effort, never ahead of a renewal.
+    this.events = new KubeEventRecorder((method, path, body, contentType) => this.request(method, path, body, contentType, false), {
+      identity: opts.identity ?? hostname(),
+      log: this.log,
+      admit: () => this.limiter.tryTake(),
+    });
   }
 
   get server(): string {
@@ -124,10 +129,10 @@ export class KubernetesStore implements Store {
     if (wait > 0) await sleep(wait);
   }
 
-  /** One request: JSON in, JSON out; non-2xx answers become KubeApiError. */
-  async request(method: string, path: string, body?: unknown, contentType = 'application/json'): Promise<Json> {
+  /** One request: JSON in, JSON out; non-2xx answers become KubeApiError. `throttled: false` for a request that already holds a token. */
+  async request(method: string, path: string, body?: unknown, contentType = 'application/json', throttled = true): Promise<Json> {
     if (this.closed) throw new Error('kubernetes store closed');
-    await this.throttle();
+    if (throttled) await this.throttle();
     const opts: RequestOptions = { method, timeout: this.timeoutMs, headers: {} };
     // Called per request: token files and exec plugins refresh credentials here.
     await this.#config.applyToHTTPSOptions(opts);
