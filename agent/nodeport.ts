@@ -44,11 +44,8 @@ export async function startNorthSouth(k: KprOptions, log: Logger, metrics: Metri
     const interfaces = watcher;
     const find = (inventory: InterfaceInventory, ifindex: number) => inventory.interfaces.find((i) => i.ifindex === ifindex);
     const addressesOf = (ifindex: number): DeviceAddresses => deviceAddresses(find(interfaces.snapshot(), ifindex)?.addresses ?? []);
+    /** What the devices map holds per device, to write only changes. */
     const written = new Map<number, string>();
-    const write = (ifindex: number, addresses: DeviceAddresses): void => {
-      datapath.setAddresses(ifindex, addresses);
-      written.set(ifindex, JSON.stringify(addresses));
-    };
 
     // Devices an earlier run programmed: those that still exist are handed to the follower.
     const attached: Device[] = [];
@@ -79,7 +76,9 @@ export async function startNorthSouth(k: KprOptions, log: Logger, metrics: Metri
     const unsubscribe = interfaces.onChange(() => {
       for (const { ifindex } of follower.attached) {
         const addresses = addressesOf(ifindex);
-        if (written.get(ifindex) !== JSON.stringify(addresses)) write(ifindex, addresses);
+        if (written.get(ifindex) === JSON.stringify(addresses)) continue;
+        datapath.setAddresses(ifindex, addresses);
+        written.set(ifindex, JSON.stringify(addresses));
       }
     });
     const exportStats = setInterval(() => {
