@@ -47,7 +47,7 @@ class Changed {
     if (key === undefined) this.all = true;
     else this.keys.add(key);
   }
-  get any(): boolean {
+  get happened(): boolean {
     return this.all || this.keys.size > 0;
   }
   /** The keys to look at, to be deleted as they are done: after a relist, every key known before or now. */
@@ -96,7 +96,7 @@ export class L2ElectionFeed {
   }
 
   get pending(): boolean {
-    return this.policiesChanged || this.services.any || this.slices.any;
+    return this.policiesChanged || this.services.happened || this.slices.happened;
   }
 
   /**

@@ -3,7 +3,7 @@
 // current. A restart adopts the devices an earlier run left programs on (the pinned devices map):
 // kept when still chosen, taken off otherwise. Stopping leaves the programs in place.
 import { readFileSync, writeFileSync } from 'node:fs';
-import { InterfaceWatcher, type InterfaceInventory } from '../l2announce/index.js';
+import type { InterfaceInventory, InterfaceWatcher } from '../l2announce/index.js';
 import { NodePortDatapath, deviceAddresses } from '../kpr/nodeport-datapath.js';
 import type { DeviceAddresses } from '../kpr/nodeport-layout.js';
 import { DeviceFollower, type Device } from './devices.js';
@@ -29,7 +29,8 @@ function ensureForwarding(path: string, log: Logger): void {
   }
 }
 
-export async function startNorthSouth(k: KprOptions, log: Logger, metrics: Metrics): Promise<NorthSouth> {
+/** `interfaces`: the agent's watcher of this namespace's links (shared with the L2 link; not closed here). */
+export async function startNorthSouth(k: KprOptions, log: Logger, metrics: Metrics, interfaces: () => Promise<InterfaceWatcher>): Promise<NorthSouth> {
   if (k.devices === 'none') {
     // Nothing to load; the programs an earlier run left on devices come off (they would keep serving).
     const ifindexes = NodePortDatapath.detachAll(k.bpfRoot);
@@ -37,26 +38,24 @@ export async function startNorthSouth(k: KprOptions, log: Logger, metrics: Metri
     return { devices: () => [], stop: () => Promise.resolve() };
   }
   const datapath = NodePortDatapath.open({ bpfRoot: k.bpfRoot, maglevTableSize: k.maglevTableSize, lbMapMax: k.lbMapMax });
-  let watcher: InterfaceWatcher | undefined;
   try {
     for (const path of forwardingSysctls) ensureForwarding(path, log);
-    watcher = await InterfaceWatcher.start({ onError: (e) => log.warn({ err: e.message }, 'reading the interfaces failed; keeping the last inventory') });
-    const interfaces = watcher;
+    const watcher = await interfaces();
     const find = (inventory: InterfaceInventory, ifindex: number) => inventory.interfaces.find((i) => i.ifindex === ifindex);
-    const addressesOf = (ifindex: number): DeviceAddresses => deviceAddresses(find(interfaces.snapshot(), ifindex)?.addresses ?? []);
+    const addressesOf = (ifindex: number): DeviceAddresses => deviceAddresses(find(watcher.snapshot(), ifindex)?.addresses ?? []);
     /** What the devices map holds per device, to write only changes. */
     const written = new Map<number, string>();
 
     // Devices an earlier run programmed: those that still exist are handed to the follower.
     const attached: Device[] = [];
     for (const ifindex of datapath.devices().keys()) {
-      const link = find(interfaces.snapshot(), ifindex);
+      const link = find(watcher.snapshot(), ifindex);
       if (link) attached.push({ name: link.name, ifindex });
       else datapath.detach(ifindex, false);
     }
     const follower = await DeviceFollower.start({
       spec: k.devices,
-      interfaces,
+      interfaces: watcher,
       attached,
       log,
       attach: (name, ifindex) => {
@@ -66,14 +65,14 @@ export async function startNorthSouth(k: KprOptions, log: Logger, metrics: Metri
         log.info({ device: name, ifindex, ...addresses }, 'north-south datapath attached');
       },
       detach: (name, ifindex) => {
-        datapath.detach(ifindex, find(interfaces.snapshot(), ifindex) !== undefined);
+        datapath.detach(ifindex, find(watcher.snapshot(), ifindex) !== undefined);
         written.delete(ifindex);
         log.info({ device: name, ifindex }, 'north-south datapath detached');
       },
     });
     for (const m of follower.selection.missing) log.warn({ devices: m.spec, reason: m.reason }, m.message);
     // An address added or changed on a device: the SNAT source follows.
-    const unsubscribe = interfaces.onChange(() => {
+    const unsubscribe = watcher.onChange(() => {
       for (const { ifindex } of follower.attached) {
         const addresses = addressesOf(ifindex);
         if (written.get(ifindex) === JSON.stringify(addresses)) continue;
@@ -91,12 +90,10 @@ export async function startNorthSouth(k: KprOptions, log: Logger, metrics: Metri
         clearInterval(exportStats);
         unsubscribe();
         await follower.close();
-        interfaces.close();
         datapath.close();
       },
     };
   } catch (e) {
-    watcher?.close();
     datapath.close();
     throw e;
   }

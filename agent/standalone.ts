@@ -24,6 +24,7 @@ import { LeaderElector } from './election.js';
 import { fixedNodeLabels, nodeObjectLabels } from './kubernetes-node.js';
 import { KprAgent, kprOffReason, type KprOptions } from './kpr.js';
 import { HealthCheckServers, followHealthChecks } from './health-check-server.js';
+import { InterfaceWatcher } from '../l2announce/index.js';
 import { startNorthSouth, type NorthSouth } from './nodeport.js';
 import { followNodeAddresses } from './node-addresses.js';
 import { L2Announcer, type InterfaceSource, type L2Timing, type Responder } from './l2.js';
@@ -70,10 +71,16 @@ export interface L2Options {
   open?: (log: Logger) => Promise<{ responder: Responder; interfaces: InterfaceSource }>;
 }
 
-/** The packet link and interface inventory of this network namespace. */
-async function openPacketLink(log: Logger): Promise<{ responder: Responder; interfaces: InterfaceSource }> {
-  const { openL2Link } = await import('./l2-link.js');
-  return openL2Link(log);
+/**
+ * This namespace's interfaces, read once for the whole agent (the L2 link and the north-south
+ * devices both follow them): started on first use, closed with close().
+ */
+function sharedInterfaces(log: Logger): { get(): Promise<InterfaceWatcher>; close(): void } {
+  let started: Promise<InterfaceWatcher> | undefined;
+  return {
+    get: () => (started ??= InterfaceWatcher.start({ onError: (e) => log.warn({ err: e.message }, 'reading the interfaces failed; keeping the last inventory') })),
+    close: () => void started?.then((w) => w.close(), () => undefined),
+  };
 }
 
 export interface Running {
@@ -229,11 +236,13 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
   const conditionWriters = [policyConditions, ...bgpRole.conditionWriters];
 
   // The L2 announcer needs raw sockets; without them this node announces nothing and says why.
+  const hostInterfaces = sharedInterfaces(log);
   let l2: L2Announcer | undefined;
   let l2Off: string | undefined = !roles.agent ? 'this process does not run the node agent' : opts.l2?.enabled === false ? 'disabled by --l2-announcements false' : undefined;
   if (!l2Off) {
     try {
-      const { responder, interfaces } = await (opts.l2?.open ?? openPacketLink)(log.child({ role: 'l2' }));
+      const open = opts.l2?.open ?? (async (l2Log: Logger) => (await import('./l2-link.js')).openL2Link(l2Log, await hostInterfaces.get()));
+      const { responder, interfaces } = await open(log.child({ role: 'l2' }));
       l2 = new L2Announcer({ nodeName: opts.nodeName, nodeLabels: nodeLabels.get, leases: store.leases, policies: l2Policies, services, slices, responder, interfaces, log: log.child({ role: 'l2' }), metrics, timing: opts.l2?.timing, events: store.events });
       l2.start();
     } catch (e) {
@@ -242,7 +251,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
     }
   }
 
-  const kprRole: KprRole = roles.agent ? await startKpr(opts, services, slices, metrics) : { agent: undefined, off: 'this process does not run the node agent', devices: () => [], stop: () => Promise.resolve() };
+  const kprRole: KprRole = roles.agent ? await startKpr(opts, services, slices, metrics, hostInterfaces) : { agent: undefined, off: 'this process does not run the node agent', devices: () => [], stop: () => Promise.resolve() };
   const kpr = kprRole.agent;
 
   const stopFollowingLabels = nodeLabels.onChange(() => {
@@ -335,6 +344,7 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
       stopFollowingLabels();
       await Promise.all([l2?.stop(), bgpRole.stop(), kpr?.stop()]);
       await kprRole.stop();
+      hostInterfaces.close();
       await elector?.stop(); // releases the lease so another process takes over at once
       for (const w of conditionWriters) w.stop();
       await operator?.stop(); // lets in-flight status writes finish
@@ -360,7 +370,7 @@ interface KprRole {
   stop(): Promise<void>;
 }
 
-async function startKpr(opts: StandaloneOptions, services: Reflector, slices: Reflector, metrics: Metrics): Promise<KprRole> {
+async function startKpr(opts: StandaloneOptions, services: Reflector, slices: Reflector, metrics: Metrics, interfaces: ReturnType<typeof sharedInterfaces>): Promise<KprRole> {
   const log = opts.log.child({ role: 'kpr' });
   const off = (reason: string) => {
     metrics.kprEnabled.set({ reason }, 0);
@@ -390,7 +400,7 @@ async function startKpr(opts: StandaloneOptions, services: Reflector, slices: Re
     // Also with --devices none: programs an earlier run left on devices are taken off.
     let northSouth: NorthSouth | undefined;
     try {
-      northSouth = await startNorthSouth(k, log, metrics);
+      northSouth = await startNorthSouth(k, log, metrics, () => interfaces.get());
     } catch (e) {
       // Socket-level balancing keeps working; only traffic from outside the node is not balanced here.
       log.error({ err: (e as Error).message }, 'north-south datapath is off: the tc programs could not be loaded');

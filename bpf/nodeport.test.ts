@@ -197,7 +197,7 @@ describe('nodeport tc programs', () => {
       expect(r.retval).toBe(TC_ACT_REDIRECT);
       expect(r.decoded).toMatchObject({ srcMac: '02:00:00:00:00:02', dstMac: '02:00:00:00:00:01', src: frontend.address, dst: client[family], ttl: 64, checksumErrors: [] });
       if (protocol === 'TCP') {
-        // RFC 9293 3.10.7.1: the SYN had no ACK, so RST|ACK with ack = seq + 1 (the SYN) + 5 data bytes.
+        // RFC 9293, segment arriving in CLOSED state: the SYN had no ACK, so RST|ACK with ack = seq + 1 (the SYN) + 5 data bytes.
         expect(r.decoded.l4).toMatchObject({ protocol: 'TCP', srcPort: 80, dstPort: 42000, flags: TCP_FLAGS.RST | TCP_FLAGS.ACK, seq: 0, ack: 1006 });
         expect(r.decoded.payload).toHaveLength(0);
       } else {
@@ -214,7 +214,7 @@ describe('nodeport tc programs', () => {
     expect(run('ingress', packet(client[4], frontend.address, 'TCP', 42001, 80, TCP_FLAGS.RST)).retval).toBe(2 /* TC_ACT_SHOT */);
   });
 
-  it('answers TCP with an ACK by RST with seq = the ACK number (RFC 9293 3.10.7.1)', () => {
+  it('answers TCP with an ACK by RST with seq = the ACK number (RFC 9293, segment arriving in CLOSED state)', () => {
     const id = nextId++;
     const frontend = { address: frontendOf(6, id), port: 80, protocol: 'TCP' as const };
     setService(id, frontend, []);

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Endpoint, EndpointSlice, Service, ServiceSpec } from '../api/index.js';
+import type { EndpointSlice, Service, ServiceSpec } from '../api/index.js';
+import { endpoint as ep, endpointSlice as slice } from '../test/fixtures.js';
 import { desiredHealthChecks } from './health-check.js';
 
 const service = (name: string, spec: Partial<ServiceSpec>, created?: string): Service => ({
@@ -9,20 +10,6 @@ const service = (name: string, spec: Partial<ServiceSpec>, created?: string): Se
   spec: { type: 'LoadBalancer', externalTrafficPolicy: 'Local', ports: [{ name: 'http', port: 80, protocol: 'TCP' }], ...spec },
 });
 
-const slice = (name: string, owner: string, endpoints: Endpoint[], addressType: 'IPv4' | 'IPv6' = 'IPv4', ports: EndpointSlice['ports'] = [{ name: 'http', port: 8080 }]): EndpointSlice => ({
-  apiVersion: 'discovery.k8s.io/v1',
-  kind: 'EndpointSlice',
-  metadata: { name, namespace: 'ns', labels: { 'kubernetes.io/service-name': owner } },
-  addressType,
-  endpoints,
-  ports,
-});
-
-const ep = (address: string, nodeName: string | undefined, conditions?: Endpoint['conditions']): Endpoint => ({
-  addresses: [address],
-  ...(nodeName ? { nodeName } : {}),
-  ...(conditions ? { conditions } : {}),
-});
 
 const desired = (services: Service[], slices: EndpointSlice[] = []) => desiredHealthChecks({ services, slices, nodeName: 'node-a' });
 
@@ -54,10 +41,10 @@ describe('desiredHealthChecks', () => {
         ep('198.18.5.3', 'node-b'),
         ep('198.18.5.4', undefined),
         ep('198.18.5.5', 'node-a', { ready: false }),
-      ], 'IPv4', ports),
+      ], { ports }),
       // The same endpoint seen again while it moves between slices counts once.
-      slice('web-v4-b', 'web', [ep('198.18.5.1', 'node-a')], 'IPv4', ports),
-      slice('web-v6', 'web', [ep('2001:db8::5:1', 'node-a')], 'IPv6', ports),
+      slice('web-v4-b', 'web', [ep('198.18.5.1', 'node-a')], { ports }),
+      slice('web-v6', 'web', [ep('2001:db8::5:1', 'node-a')], { addressType: 'IPv6', ports }),
       slice('other', 'other', [ep('198.18.6.1', 'node-a')]),
     ];
     expect(desired([web], slices).listeners).toEqual([{ port: 32001, service: { namespace: 'ns', name: 'web' }, localEndpoints: 3 }]);
@@ -69,7 +56,7 @@ describe('desiredHealthChecks', () => {
   });
 
   it('only counts endpoints whose slice offers one of the service ports', () => {
-    const slices = [slice('web', 'web', [ep('198.18.5.1', 'node-a')], 'IPv4', [{ name: 'metrics', port: 9090 }])];
+    const slices = [slice('web', 'web', [ep('198.18.5.1', 'node-a')], { ports: [{ name: 'metrics', port: 9090 }] })];
     expect(desired([service('web', { healthCheckNodePort: 32001 })], slices).listeners[0]!.localEndpoints).toBe(0);
   });
 

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import type { Endpoint, EndpointSlice, Service, ServiceSpec } from '../api/index.js';
+import type { Endpoint, Service, ServiceSpec } from '../api/index.js';
+import { endpoint as ep, endpointSlice as slice } from '../test/fixtures.js';
 import { buildFrontends, frontendKey, type FrontendInput } from './model.js';
 
 const service = (name: string, spec: ServiceSpec, extra: Partial<Pick<Service, 'status'>> & { annotations?: Record<string, string> } = {}): Service => ({
@@ -10,22 +11,6 @@ const service = (name: string, spec: ServiceSpec, extra: Partial<Pick<Service, '
   ...(extra.status ? { status: extra.status } : {}),
 });
 
-const slice = (
-  name: string,
-  owner: string,
-  endpoints: Endpoint[],
-  ports: EndpointSlice['ports'] = [{ name: 'http', port: 8080, protocol: 'TCP' }],
-  addressType: EndpointSlice['addressType'] = 'IPv4',
-): EndpointSlice => ({
-  apiVersion: 'discovery.k8s.io/v1',
-  kind: 'EndpointSlice',
-  metadata: { name, namespace: 'ns', labels: { 'kubernetes.io/service-name': owner } },
-  addressType,
-  endpoints,
-  ports,
-});
-
-const ep = (address: string, nodeName: string, conditions?: Endpoint['conditions']): Endpoint => ({ addresses: [address], nodeName, ...(conditions ? { conditions } : {}) });
 const httpPort = [{ name: 'http', port: 80, protocol: 'TCP' as const }];
 
 const build = (input: Partial<FrontendInput>) =>
@@ -55,7 +40,7 @@ describe('buildFrontends', () => {
     );
     const slices = [
       slice('web-v4', 'web', [ep('198.18.1.2', 'node-b'), ep('198.18.1.1', 'node-a')]),
-      slice('web-v6', 'web', [ep('2001:db8:1::1', 'node-a')], undefined, 'IPv6'),
+      slice('web-v6', 'web', [ep('2001:db8:1::1', 'node-a')], { addressType: 'IPv6' }),
     ];
     expect(summary({ services: [svc], slices, nodeAddresses: ['198.18.0.10', '2001:db8::a'] })).toEqual([
       'NodePort 198.18.0.10:30080/TCP -> 198.18.1.1:8080,198.18.1.2:8080',
@@ -83,9 +68,9 @@ describe('buildFrontends', () => {
       service('single', { clusterIP: '198.18.100.4', ports: [{ port: 53, protocol: 'UDP' }] }),
     ];
     const slices = [
-      slice('multi-1', 'multi', [ep('198.18.1.1', 'node-a')], [{ name: 'http', port: 8080 }, { name: 'metrics', port: 9100 }]),
-      slice('single-1', 'single', [ep('198.18.2.1', 'node-a')], [{ name: '', port: 5353, protocol: 'UDP' }]),
-      slice('single-2', 'single', [ep('198.18.2.2', 'node-a')], [{ port: 5354, protocol: 'UDP' }]),
+      slice('multi-1', 'multi', [ep('198.18.1.1', 'node-a')], { ports: [{ name: 'http', port: 8080 }, { name: 'metrics', port: 9100 }] }),
+      slice('single-1', 'single', [ep('198.18.2.1', 'node-a')], { ports: [{ name: '', port: 5353, protocol: 'UDP' }] }),
+      slice('single-2', 'single', [ep('198.18.2.2', 'node-a')], { ports: [{ port: 5354, protocol: 'UDP' }] }),
     ];
     expect(summary({ services, slices })).toEqual([
       'ClusterIP 198.18.100.3:80/TCP -> 198.18.1.1:8080',
@@ -99,7 +84,7 @@ describe('buildFrontends', () => {
     const slices = [
       slice('a', 'web', [ep('198.18.1.1', 'node-a', { ready: false, serving: false, terminating: true })]),
       slice('b', 'web', [ep('198.18.1.1', 'node-a'), ep('2001:db8::5', 'node-a')]),
-      slice('c', 'web', [ep('db.example', 'node-a')], undefined, 'FQDN'),
+      slice('c', 'web', [ep('db.example', 'node-a')], { addressType: 'FQDN' }),
       slice('d', 'other', [ep('198.18.9.9', 'node-a')]),
       { ...slice('e', 'web', [ep('198.18.8.8', 'node-a')]), metadata: { name: 'e', namespace: 'ns' } },
     ];
@@ -190,7 +175,7 @@ describe('buildFrontends', () => {
       service('v6', { clusterIP: '2001:DB8:0:0::1', ports: httpPort }),
       service('v4', { clusterIP: '198.18.100.16', ports: httpPort }),
     ];
-    const slices = [slice('x', 'v6', [ep('2001:db8:0::0:2', 'node-a'), ep('2001:db8::10', 'node-a')], undefined, 'IPv6'), slice('y', 'v6', [ep('2001:db8::3', 'node-a')], undefined, 'IPv6')];
+    const slices = [slice('x', 'v6', [ep('2001:db8:0::0:2', 'node-a'), ep('2001:db8::10', 'node-a')], { addressType: 'IPv6' }), slice('y', 'v6', [ep('2001:db8::3', 'node-a')], { addressType: 'IPv6' })];
     const one = build({ services, slices });
     const two = build({ services: [...services].reverse(), slices: [...slices].reverse() });
     expect(two).toEqual(one);

@@ -1,5 +1,5 @@
-// Builders for the objects tests feed to LB-IPAM: real Kubernetes shapes, short to write.
-import type { LoadBalancerIPPool, PoolSpec, Service, ServiceSpec } from '../api/index.js';
+// Builders for the objects tests feed to LB-IPAM and the datapath model: real Kubernetes shapes, short to write.
+import type { Endpoint, EndpointSlice, LoadBalancerIPPool, PoolSpec, Service, ServiceSpec } from '../api/index.js';
 
 export function pool(name: string, spec: Partial<PoolSpec> & { blocks: PoolSpec['blocks'] }, created = '2026-01-01T00:00:00Z'): LoadBalancerIPPool {
   return { apiVersion: 'beacon.io/v1alpha1', kind: 'LoadBalancerIPPool', metadata: { name, creationTimestamp: created }, spec };
@@ -32,3 +32,27 @@ export function service(key: string, opts: ServiceOptions = {}): Service {
     ...(ips ? { status: { loadBalancer: { ingress: ips.map((ip) => ({ ip })) } } } : {}),
   };
 }
+
+/** An EndpointSlice in namespace `ns` labelled for Service `owner`; by default IPv4 with port `http` 8080/TCP. */
+export function endpointSlice(
+  name: string,
+  owner: string,
+  endpoints: Endpoint[],
+  opts: { addressType?: EndpointSlice['addressType']; ports?: EndpointSlice['ports'] } = {},
+): EndpointSlice {
+  return {
+    apiVersion: 'discovery.k8s.io/v1',
+    kind: 'EndpointSlice',
+    metadata: { name, namespace: 'ns', labels: { 'kubernetes.io/service-name': owner } },
+    addressType: opts.addressType ?? 'IPv4',
+    endpoints,
+    ports: opts.ports ?? [{ name: 'http', port: 8080, protocol: 'TCP' }],
+  };
+}
+
+/** One endpoint address, on a node when one is given. */
+export const endpoint = (address: string, nodeName?: string, conditions?: Endpoint['conditions']): Endpoint => ({
+  addresses: [address],
+  ...(nodeName ? { nodeName } : {}),
+  ...(conditions ? { conditions } : {}),
+});

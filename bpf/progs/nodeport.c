@@ -390,8 +390,8 @@ static __always_inline void fill_pseudo(void *buf, const struct packet *p, __u8 
 	ph->next = proto;
 }
 
-/* A TCP segment to a port with nobody behind it is answered with RST (RFC 9293 section
- * 3.10.7.1): the client's connect() fails at once with ECONNREFUSED. */
+/* A TCP segment to a port with nobody behind it is answered with RST (RFC 9293, a segment
+ * arriving in the CLOSED state): the client's connect() fails at once with ECONNREFUSED. */
 static __always_inline int reset_tcp(struct __sk_buff *skb, const struct packet *p)
 {
 	struct tcphdr in;
