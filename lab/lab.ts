@@ -220,6 +220,49 @@ export class Lab {
   }
 
   /**
+   * Mounts a filesystem of its own (`bpf`, `cgroup2`) at LOGDIR/mnt/NAME, recorded first so any
+   * clean-up unmounts it. Mounted before processes start, it is visible inside every namespace
+   * (`ip netns exec` gives a process a fresh /sys, so /sys/fs/bpf and /sys/fs/cgroup are not).
+   */
+  async mount(fstype: 'bpf' | 'cgroup2', name: string): Promise<string> {
+    this.assertUsable();
+    checkHostName(name);
+    const path = join(this.logDir, 'mnt', name);
+    if (this.state.mounts?.includes(path)) throw new LabError(`mount ${name} exists already in run ${this.runId}`);
+    mkdirSync(path, { recursive: true });
+    this.state = { ...this.state, mounts: [...(this.state.mounts ?? []), path] };
+    this.writeState();
+    const r = await runCommand(['mount', '-t', fstype, fstype, path], { timeoutMs: 10_000 });
+    if (r.code !== 0) throw new LabError(describeFailure(['mount', '-t', fstype, fstype, path], r));
+    return path;
+  }
+
+  /** A cgroup NAME inside the run's cgroup2 mount `mountPath`, removed at clean-up. */
+  cgroup(mountPath: string, name: string): string {
+    this.assertUsable();
+    checkHostName(name);
+    if (!this.state.mounts?.includes(mountPath)) throw new LabError(`${mountPath} is not a mount of run ${this.runId}`);
+    const path = join(mountPath, `${this.runId}-${name}`);
+    this.state = { ...this.state, cgroups: [...(this.state.cgroups ?? []), path] };
+    this.writeState();
+    mkdirSync(path);
+    return path;
+  }
+
+  /**
+   * Leaves the run in place when this process exits (`beacon lab --keep`): no exit clean-up, and
+   * the sweeper skips it; its processes live on (their output goes to files). `removeKeptRun`
+   * takes it down later.
+   */
+  keep(): void {
+    this.assertUsable();
+    this.state = { ...this.state, kept: true, keepLogs: true };
+    this.writeState();
+    for (const p of this.processes) p.detach();
+    this.forget();
+  }
+
+  /**
    * Stops every process (SIGTERM, then SIGKILL after `graceMs`), deletes every namespace of the
    * run and, unless logs are kept, the log folder. Calling it again returns the first report.
    */
@@ -482,7 +525,7 @@ export class LabProcess {
     readonly pid: number,
     readonly logPath: string,
     readonly command: string,
-    child: ChildProcess,
+    private readonly child: ChildProcess,
   ) {
     // A failed kill() is reported as 'error' on the child; kill() already returns false for it.
     child.on('error', () => undefined);
@@ -496,6 +539,11 @@ export class LabProcess {
 
   get running(): boolean {
     return this.ended === undefined;
+  }
+
+  /** @internal Lets this process exit while the child runs on (a kept lab). */
+  detach(): void {
+    this.child.unref();
   }
 
   /** What the process wrote to stdout and stderr so far. */

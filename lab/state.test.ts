@@ -67,4 +67,14 @@ describe('owner liveness', () => {
     // An unreadable stat of a pid that exists: stay safe.
     expect(judgeOwner(owner, 'garbage')).toBe('owner_alive');
   });
+  it('keeps mounts and cgroups only inside the run: clean-up unmounts and removes them as root', () => {
+    const mounts = ['/tmp/beacon-lab/bl-00aa11/mnt/bpf', '/tmp/beacon-lab/bl-00aa11/mnt/cgroup'];
+    const cgroups = ['/tmp/beacon-lab/bl-00aa11/mnt/cgroup/bl-00aa11-node-1'];
+    expect(parseRunState(withField({ mounts, cgroups, kept: true }))).toEqual({ ...state, mounts, cgroups, kept: true });
+    expect(() => parseRunState(withField({ mounts: ['/sys/fs/cgroup'] }))).toThrow(/mounts: "\/sys\/fs\/cgroup" must be an absolute path under \/tmp\/beacon-lab\/bl-00aa11/);
+    expect(() => parseRunState(withField({ mounts: ['/tmp/beacon-lab/bl-00aa11/../../etc'] }))).toThrow(/mounts/);
+    expect(() => parseRunState(withField({ mounts, cgroups: ['/sys/fs/cgroup/system.slice'] }))).toThrow(/cgroups: .* inside a mount of the run/);
+    expect(() => parseRunState(withField({ cgroups }))).toThrow(/cgroups/);
+    expect(() => parseRunState(withField({ kept: 'yes' }))).toThrow(/kept must be true or false/);
+  });
 });

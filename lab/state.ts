@@ -2,7 +2,7 @@
 // owner process and everything the run created, written before each thing is created. When the
 // owner dies without cleaning up (SIGKILL, OOM, power cut of a test worker), the sweeper reads
 // these files to find and remove exactly what that run left, and nothing else.
-import { isAbsolute, basename, join } from 'node:path';
+import { isAbsolute, basename, join, normalize } from 'node:path';
 import { isRunId } from './names.js';
 
 export const STATE_VERSION = 1;
@@ -26,6 +26,12 @@ export interface RunState {
   readonly logDir: string;
   /** Logs stay after clean-up (also when the sweeper removes the run). */
   readonly keepLogs: boolean;
+  /** Filesystems the run mounted (bpffs, cgroup2), all under logDir: unmounted at clean-up. */
+  readonly mounts?: readonly string[];
+  /** Cgroups the run made inside its cgroup2 mount: removed at clean-up, before the unmount. */
+  readonly cgroups?: readonly string[];
+  /** Left running on purpose (`beacon lab --keep`): the sweeper leaves it alone though its owner is gone. */
+  readonly kept?: boolean;
 }
 
 export class RunStateError extends Error {
@@ -79,6 +85,9 @@ export function parseRunState(text: string): RunState {
     throw new RunStateError(`logDir ${JSON.stringify(logDir)} must be an absolute path ending in /${runId}`);
   }
   if (typeof keepLogs !== 'boolean') throw new RunStateError('keepLogs must be true or false');
+  const mounts = pathList(raw.mounts, 'mounts', (p) => p.startsWith(`${logDir}/`), `under ${logDir}`);
+  const cgroups = pathList(raw.cgroups, 'cgroups', (p) => mounts.some((m) => p.startsWith(`${m}/`)), 'inside a mount of the run');
+  if (raw.kept !== undefined && typeof raw.kept !== 'boolean') throw new RunStateError('kept must be true or false');
   return {
     version: STATE_VERSION,
     runId,
@@ -88,7 +97,20 @@ export function parseRunState(text: string): RunState {
     namespaces: namespaces as string[],
     logDir,
     keepLogs,
+    ...(mounts.length > 0 ? { mounts } : {}),
+    ...(cgroups.length > 0 ? { cgroups } : {}),
+    ...(raw.kept === true ? { kept: true } : {}),
   };
+}
+
+/** An optional list of absolute paths that must each pass `inside` (clean-up removes them as root). */
+function pathList(v: unknown, field: string, inside: (path: string) => boolean, where: string): string[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v) || v.length > 100) throw new RunStateError(`${field} must be a list (at most 100)`);
+  for (const p of v) {
+    if (typeof p !== 'string' || !isAbsolute(p) || normalize(p) !== p || !inside(p)) throw new RunStateError(`${field}: ${JSON.stringify(p)} must be an absolute path ${where}`);
+  }
+  return v as string[];
 }
 
 export interface ProcStat {

@@ -1,9 +1,9 @@
 // Clean-up of a run from its state file, and the sweeper that applies it to runs whose owner is
 // dead. A run whose owner is alive is never touched: it may be a test running beside us.
-import { readdirSync, readFileSync, rmSync } from 'node:fs';
+import { readdirSync, readFileSync, rmdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { judgeOwner, parseRunState, runIdOfStateFile, stateFilePath, type OwnerVerdict, type RunState } from './state.js';
-import { listNamespacesSync, readProcStat, removeNamespaceSync, type NamespaceRemoval } from './system.js';
+import { listNamespacesSync, readProcStat, removeNamespaceSync, runCommandSync, type NamespaceRemoval } from './system.js';
 
 export const DEFAULT_STATE_DIR = '/run/beacon-lab';
 export const DEFAULT_LOG_ROOT = '/tmp/beacon-lab';
@@ -30,13 +30,41 @@ export function cleanUpRunSync(state: RunState, stateDir: string, keepLogs = sta
   // Hosts first, switch last: a bridge port's peer disappears with its host anyway.
   const order = [...ours].sort((a, b) => Number(a.endsWith('-switch')) - Number(b.endsWith('-switch')) || a.localeCompare(b));
   const namespaces = order.map((ns) => removeNamespaceSync(ns));
+  const unmounted = releaseMountsSync(state);
   let logsRemoved = false;
-  if (!keepLogs) {
+  // A mount still in place would take the removal into it (a cgroup2 mount is the host's hierarchy).
+  if (!keepLogs && unmounted) {
     rmSync(state.logDir, { recursive: true, force: true });
     logsRemoved = true;
   }
-  if (namespaces.every((n) => n.deleted)) rmSync(stateFilePath(stateDir, state.runId), { force: true });
+  if (namespaces.every((n) => n.deleted) && unmounted) rmSync(stateFilePath(stateDir, state.runId), { force: true });
   return { runId: state.runId, namespaces, logDir: state.logDir, logsRemoved };
+}
+
+/**
+ * Removes the run's cgroups (deepest first) and unmounts its filesystems (last mounted first).
+ * True when none is left mounted. The namespaces are gone by now, so no process holds them.
+ */
+function releaseMountsSync(state: RunState): boolean {
+  for (const cgroup of [...(state.cgroups ?? [])].reverse()) {
+    try {
+      rmdirSync(cgroup);
+    } catch {
+      // Gone already, or busy: the unmount below still goes ahead; a busy cgroup stays in the hierarchy.
+    }
+  }
+  let clear = true;
+  for (const mount of [...(state.mounts ?? [])].reverse()) {
+    if (!isMountPoint(mount)) continue;
+    if (runCommandSync(['umount', mount], 10_000).code !== 0) clear = false;
+  }
+  return clear;
+}
+
+/** Whether `path` is a mount point now (listed in /proc/self/mounts, octal escapes undone). */
+function isMountPoint(path: string): boolean {
+  const unescape = (s: string) => s.replace(/\\([0-7]{3})/g, (_m, o: string) => String.fromCharCode(parseInt(o, 8)));
+  return readFileSync('/proc/self/mounts', 'utf8').split('\n').some((line) => unescape(line.split(' ')[1] ?? '') === path);
 }
 
 export interface RunListing {
@@ -95,12 +123,20 @@ export function sweepStaleRuns(opts: { stateDir?: string } = {}): SweepReport {
       kept.push({ runId: run.runId, reason: `unreadable state file: ${run.problem ?? 'unknown'}` });
       continue;
     }
-    if (run.owner === 'owner_alive') {
-      kept.push({ runId: run.runId, reason: run.owner });
+    if (run.owner === 'owner_alive' || run.state.kept === true) {
+      kept.push({ runId: run.runId, reason: run.state.kept === true ? 'kept' : run.owner });
       continue;
     }
     const report = cleanUpRunSync(run.state, stateDir, run.state.keepLogs, run.presentNamespaces);
     removed.push({ ...report, owner: run.owner, ownerPid: run.state.owner.pid });
   }
   return { removed, kept };
+}
+
+/** Takes down runs left in place on purpose (`beacon lab --keep`): all of them, or those named. Logs go too. */
+export function removeKeptRuns(opts: { stateDir?: string; runIds?: readonly string[] } = {}): CleanUpReport[] {
+  const stateDir = opts.stateDir ?? DEFAULT_STATE_DIR;
+  return listRuns({ stateDir })
+    .filter((run) => run.state?.kept === true && (opts.runIds === undefined || opts.runIds.includes(run.runId)))
+    .map((run) => cleanUpRunSync(run.state!, stateDir, false, run.presentNamespaces));
 }

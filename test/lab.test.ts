@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { DEFAULT_STATE_DIR, Lab, listRuns, sweepStaleRuns, type LabOptions } from '../lab/index.js';
+import { DEFAULT_STATE_DIR, Lab, listRuns, removeKeptRuns, sweepStaleRuns, type LabOptions } from '../lab/index.js';
 
 const root = join(import.meta.dirname, '..');
 // Tests run as root here and in CI; without it they fail with the reason rather than skip.
@@ -265,6 +265,47 @@ setInterval(() => undefined, 1000);
       expect((await keeper.exec('ip', ['-br', 'link', 'show', 'lo'])).code).toBe(0);
       // A second sweep finds nothing more of the dead run.
       expect(sweepStaleRuns().removed.map((r) => r.runId)).not.toContain(info.runId);
+    });
+  });
+  describe('mounts, cgroups and kept runs', () => {
+    const mounted = (path: string) => readFileSync('/proc/self/mounts', 'utf8').split('\n').some((l) => l.split(' ')[1] === path);
+
+    it('a bpffs and a cgroup2 mount of the run, and a cgroup in it, are visible inside its hosts and gone after destroy', async () => {
+      const lab = await newLab();
+      const bpf = await lab.mount('bpf', 'bpf');
+      const cgroupMount = await lab.mount('cgroup2', 'cgroup');
+      const cgroup = lab.cgroup(cgroupMount, 'node');
+      expect(cgroup).toBe(join(cgroupMount, `${lab.runId}-node`));
+      const host = await lab.host('node');
+      // Mounted before the exec: `ip netns exec` copies it into the host's view.
+      expect((await host.exec('stat', ['-f', '-c', '%T', bpf])).stdout.trim()).toBe('bpf_fs');
+      expect((await host.exec('cat', [join(cgroup, 'cgroup.procs')])).code).toBe(0);
+      await lab.destroy();
+      expect(mounted(bpf)).toBe(false);
+      expect(mounted(cgroupMount)).toBe(false);
+      expect(existsSync(join('/sys/fs/cgroup', `${lab.runId}-node`))).toBe(false);
+      expect(existsSync(lab.logDir)).toBe(false);
+    });
+
+    it('a kept run is left alone by the sweeper (whatever its owner) until removeKeptRuns takes it down with its mounts', async () => {
+      const lab = await newLab({ name: 'kept' });
+      const bpf = await lab.mount('bpf', 'bpf');
+      const host = await lab.host('box');
+      const sleeper = await host.spawn('sleeper', 'sleep', ['300']);
+      lab.keep();
+      labs.splice(labs.indexOf(lab), 1);
+      const sweep = sweepStaleRuns();
+      expect(sweep.kept).toContainEqual({ runId: lab.runId, reason: 'kept' });
+      expect(listRuns().find((r) => r.runId === lab.runId)?.state).toMatchObject({ kept: true, mounts: [bpf] });
+      expect(sleeper.running).toBe(true);
+
+      const [report] = removeKeptRuns({ runIds: [lab.runId] });
+      expect(report).toMatchObject({ runId: lab.runId, logsRemoved: true });
+      expect(namespacesOfRun(lab.runId)).toEqual([]);
+      expect(mounted(bpf)).toBe(false);
+      expect(existsSync(lab.logDir)).toBe(false);
+      expect(existsSync(join(DEFAULT_STATE_DIR, `${lab.runId}.json`))).toBe(false);
+      await expect.poll(() => running(sleeper.pid), { timeout: 5_000 }).toBe(false);
     });
   });
 });
