@@ -37,6 +37,9 @@ Commands:
   ipam plan -f PATH [-f PATH ...] [-o table|json]
       Dry run of LB-IPAM: read pools and Services from YAML files or folders and print the IPs
       each service would get, and each pool's usage.
+  lab [-o text|json] [--keep] [-f PATH ...] | lab down [RUNID ...]
+      Build a whole site in network namespaces (router with BIRD, three nodes on etcd, pods,
+      clients), show Beacon at work and under faults, and take it down (needs root).
   manifests [--namespace NAME] [--set KEY=VALUE ...]
       Print the Kubernetes install as YAML: beacon manifests | kubectl apply -f -
   migrate -f PATH [-f PATH ...]
@@ -152,6 +155,7 @@ export async function main(argv: readonly string[], io: IO = stdio): Promise<num
     if (command === 'operator') return await operatorCommand(args, io);
     if (command === 'agent') return await agentCommand(args, io);
     if (command === 'migrate') return await (await import('./migrate-cli.js')).migrateCommand(args, io);
+    if (command === 'lab') return await (await import('./lab-cli.js')).labCommand(args, io);
     if (command === 'manifests') return (await import('./manifests.js')).manifestsCommand(args, io);
     if (command === 'status' || command === 'services' || command === 'pools') return await inspect(command, args, io);
     if (command === 'l2' && sub === 'announcements') return await l2Announcements(rest, io);
