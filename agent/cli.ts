@@ -78,7 +78,7 @@ Commands:
   apply -f PATH | delete -f PATH | get KIND [NAME] [-o json|yaml]  --etcd-endpoints URL,...
       Write and read objects in the etcd store (the embedded store reads its manifests folder).
 
-Run 'beacon <command> --help' for details.
+Run 'beacon ipam plan --help', 'beacon lab --help', 'beacon migrate --help' or 'beacon manifests --help' for details.
 `;
 
 const planUsage = `Usage: beacon ipam plan -f PATH [-f PATH ...] [-o table|json]
@@ -150,6 +150,12 @@ export async function main(argv: readonly string[], io: IO = stdio): Promise<num
       return command === undefined ? exit.badInput : exit.ok;
     }
     if (command === 'ipam' && sub === 'plan') return await ipamPlan(rest, io);
+    // Commands with a usage of their own print it; the others are described in the general usage.
+    const ownHelp = ['migrate', 'manifests', 'lab'];
+    if (!ownHelp.includes(command) && (argv.includes('--help') || argv.includes('-h'))) {
+      io.out(usage);
+      return exit.ok;
+    }
     const args = sub === undefined ? rest : [sub, ...rest];
     if (command === 'standalone') return await standalone(args, io);
     if (command === 'operator') return await operatorCommand(args, io);

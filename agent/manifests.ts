@@ -331,6 +331,7 @@ multi-document YAML:  beacon manifests | kubectl apply -f -
       operator.replicas=N    operator replicas, one leader and standbys (default 2)
       agent.l2=true|false    ARP/NDP announcements (default true)
       agent.bgp=true|false   BGP speaker (default true)
+      agent.kubeProxyReplacement=true|false   the eBPF service datapath (default true)
       logLevel=LEVEL         ${logLevels.join('|')} (default info)
 Exit codes: 0 printed, 2 bad option or value.
 `;

@@ -22,7 +22,10 @@ const port = (description: string) => Type.Integer({ minimum: 1, maximum: 65535,
 // Sessions are named "instance/peer": a slash inside either name would make two names collide.
 const name = (description: string) => Type.String({ minLength: 1, maxLength: 255, pattern: '^[^/]+$', description: `${description} No "/".` });
 
-const BGPStatus = Type.Object({ conditions: Type.Optional(Type.Array(Condition)) }, { additionalProperties: false });
+const BGPStatus = Type.Object(
+  { conditions: Type.Optional(Type.Array(Condition, { description: 'Written by the operator: beacon.io/ConfigValid.' })) },
+  { additionalProperties: false },
+);
 
 /** A cluster-scoped resource of this API group: one shape for all four kinds. */
 const resource = <K extends string, S extends TSchema>(kind: K, spec: S) =>
@@ -36,8 +39,8 @@ const resource = <K extends string, S extends TSchema>(kind: K, spec: S) =>
 export const PeerConfigReference = Type.Object(
   {
     name: name('Name of a BGPPeerConfig.'),
-    group: Type.Optional(Type.String({ description: 'Defaults to beacon.io (cilium.io is accepted too).' })),
-    kind: Type.Optional(Type.String({ description: 'Defaults to BGPPeerConfig (CiliumBGPPeerConfig is accepted too).' })),
+    group: Type.Optional(Type.String({ description: 'API group of the peer config; cilium.io is accepted too. Default: beacon.io.' })),
+    kind: Type.Optional(Type.String({ description: 'Kind of the peer config; CiliumBGPPeerConfig is accepted too. Default: BGPPeerConfig.' })),
   },
   { additionalProperties: false, description: 'Session settings and what is advertised. Absent: default settings, and nothing is advertised.' },
 );
@@ -58,7 +61,7 @@ export const ClusterConfigInstance = Type.Object(
     name: name('Unique within the config; a BGPNodeConfigOverride refers to it.'),
     localASN: asn('AS number of the node.'),
     localPort: Type.Optional(port('TCP port to accept sessions on. Absent: the node only connects out.')),
-    peers: Type.Optional(Type.Array(ClusterConfigPeer)),
+    peers: Type.Optional(Type.Array(ClusterConfigPeer, { description: 'The routers this instance peers with.' })),
   },
   { additionalProperties: false },
 );
@@ -67,9 +70,9 @@ export type ClusterConfigInstance = Static<typeof ClusterConfigInstance>;
 export const BGPClusterConfigSpec = Type.Object(
   {
     nodeSelector: Type.Optional(labelSelector('Nodes this config applies to; absent selects every node.')),
-    bgpInstances: Type.Array(ClusterConfigInstance, { minItems: 1 }),
+    bgpInstances: Type.Array(ClusterConfigInstance, { minItems: 1, description: 'BGP instances (a local AS and its peers) the selected nodes run.' }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'Which nodes run which BGP instances and peer with which routers.' },
 );
 export type BGPClusterConfigSpec = Static<typeof BGPClusterConfigSpec>;
 
@@ -80,8 +83,8 @@ export type BGPClusterConfig = Static<typeof BGPClusterConfig>;
 
 export const PeerFamily = Type.Object(
   {
-    afi: Type.Union([Type.Literal('ipv4'), Type.Literal('ipv6')]),
-    safi: Type.Literal('unicast'),
+    afi: Type.Union([Type.Literal('ipv4'), Type.Literal('ipv6')], { description: 'Address family (RFC 4760).' }),
+    safi: Type.Literal('unicast', { description: 'Subsequent address family: unicast only.' }),
     advertisements: Type.Optional(
       labelSelector('BGPAdvertisements (by their labels) whose routes go to the peer in this family; absent selects none, {} selects all.'),
     ),
@@ -95,42 +98,49 @@ export const BGPPeerConfigSpec = Type.Object(
     transport: Type.Optional(
       Type.Object(
         {
-          peerPort: Type.Optional(port('TCP port of the router (default 179).')),
-          sourceAddress: Type.Optional(Type.String({ description: 'Source address of the session; a node override\'s localAddress wins.' })),
+          peerPort: Type.Optional(port('TCP port of the router. Default: 179.')),
+          sourceAddress: Type.Optional(
+            Type.String({ description: 'Source address of the session, of the peer address\'s family; a node override\'s localAddress wins. Default: the kernel\'s choice.' }),
+          ),
         },
-        { additionalProperties: false },
+        { additionalProperties: false, description: 'TCP connection settings.' },
       ),
     ),
     timers: Type.Optional(
       Type.Object(
         {
-          connectRetryTimeSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 2147483647, description: 'Default 120; jittered.' })),
-          holdTimeSeconds: Type.Optional(Type.Integer({ minimum: 0, maximum: 65535, description: 'Default 90; 0 or at least 3 (RFC 4271 4.2).' })),
-          keepAliveTimeSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: 'Default 30, or a third of an explicit hold time.' })),
+          connectRetryTimeSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 2147483647, description: 'Wait between connection attempts, jittered. Default: 120.' })),
+          holdTimeSeconds: Type.Optional(
+            Type.Integer({ minimum: 0, maximum: 65535, description: '0 (no keepalives) or at least 3 (RFC 4271 4.2); the session uses the lower of both sides\' values. Default: 90.' }),
+          ),
+          keepAliveTimeSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 65535, description: 'At most the hold time. Default: 30, or a third of an explicit hold time.' })),
         },
-        { additionalProperties: false },
+        { additionalProperties: false, description: 'Session timers (RFC 4271 section 10).' },
       ),
     ),
     authSecretRef: Type.Optional(
       Type.String({
         minLength: 1,
-        description: 'TCP MD5 password (RFC 2385). Kubernetes: a Secret with key "password". Standalone: a file holding the password.',
+        description:
+          'TCP MD5 password (RFC 2385), 1-80 bytes. Kubernetes: a Secret in the install namespace with key "password". Standalone: a file holding the password. Unreadable: the session is not started.',
       }),
     ),
-    ebgpMultihop: Type.Optional(Type.Integer({ minimum: 1, maximum: 255, description: 'IP TTL of eBGP packets (default 1).' })),
+    ebgpMultihop: Type.Optional(Type.Integer({ minimum: 1, maximum: 255, description: 'IP TTL of eBGP packets, for routers that are not directly connected. Default: 1.' })),
     gracefulRestart: Type.Optional(
       Type.Object(
         {
-          enabled: Type.Boolean(),
+          enabled: Type.Boolean({ description: 'Announce graceful restart (RFC 4724): the router keeps Beacon\'s routes while Beacon restarts.' }),
           // RFC 4724 section 3: the Restart Time field is 12 bits.
-          restartTimeSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 4095, description: 'Default 120.' })),
+          restartTimeSeconds: Type.Optional(Type.Integer({ minimum: 1, maximum: 4095, description: 'How long the router waits for Beacon to come back. Default: 120.' })),
         },
-        { additionalProperties: false },
+        { additionalProperties: false, description: 'Graceful restart (RFC 4724).' },
       ),
     ),
-    families: Type.Optional(Type.Array(PeerFamily, { description: 'Absent: IPv4 and IPv6 unicast, advertising nothing.' })),
+    families: Type.Optional(
+      Type.Array(PeerFamily, { description: 'Address families of the session and what each carries; a family listed twice uses its first entry. Default: IPv4 and IPv6 unicast, advertising nothing.' }),
+    ),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'How a BGP session behaves and which BGPAdvertisements it carries per family.' },
 );
 export type BGPPeerConfigSpec = Static<typeof BGPPeerConfigSpec>;
 
@@ -139,13 +149,20 @@ export type BGPPeerConfig = Static<typeof BGPPeerConfig>;
 
 // --- BGPAdvertisement -------------------------------------------------------------------------
 
-export const ServiceAddressType = Type.Union([Type.Literal('LoadBalancerIP'), Type.Literal('ExternalIP'), Type.Literal('ClusterIP')]);
+export const ServiceAddressType = Type.Union([Type.Literal('LoadBalancerIP'), Type.Literal('ExternalIP'), Type.Literal('ClusterIP')], {
+  description: 'LoadBalancerIP: status.loadBalancer.ingress[].ip; ExternalIP: spec.externalIPs; ClusterIP: spec.clusterIPs.',
+});
 export type ServiceAddressType = Static<typeof ServiceAddressType>;
 
 export const Advertisement = Type.Object(
   {
     advertisementType: Type.Literal('Service', { description: 'Only Service; Cilium\'s PodCIDR, CiliumPodIPPool and Interface are not supported.' }),
-    service: Type.Optional(Type.Object({ addresses: Type.Array(ServiceAddressType, { minItems: 1 }) }, { additionalProperties: false })),
+    service: Type.Optional(
+      Type.Object(
+        { addresses: Type.Array(ServiceAddressType, { minItems: 1, description: 'Which addresses of a selected service are advertised.' }) },
+        { additionalProperties: false, description: 'Required for advertisementType Service: an entry without it is left out.' },
+      ),
+    ),
     selector: Type.Optional(
       labelSelector(
         'Services to advertise; absent selects none, {} selects all. Services also carry the labels io.kubernetes.service.namespace and io.kubernetes.service.name.',
@@ -161,12 +178,12 @@ export const Advertisement = Type.Object(
                 wellKnown: Type.Optional(Type.Array(Type.String(), { description: 'Names such as no-export, no-advertise, blackhole.' })),
                 large: Type.Optional(Type.Array(Type.String(), { description: '"4200000000:1:2" (32 bits each, RFC 8092).' })),
               },
-              { additionalProperties: false },
+              { additionalProperties: false, description: 'Communities attached to the routes; several entries on one route add up.' },
             ),
           ),
-          localPreference: Type.Optional(Type.Integer({ minimum: 0, maximum: uint32Max, description: 'Sent to iBGP peers only.' })),
+          localPreference: Type.Optional(Type.Integer({ minimum: 0, maximum: uint32Max, description: 'Sent to iBGP peers only (RFC 4271 5.1.5); several entries on one route: the highest.' })),
         },
-        { additionalProperties: false },
+        { additionalProperties: false, description: 'Path attributes of the advertised routes.' },
       ),
     ),
   },
@@ -174,7 +191,10 @@ export const Advertisement = Type.Object(
 );
 export type Advertisement = Static<typeof Advertisement>;
 
-export const BGPAdvertisementSpec = Type.Object({ advertisements: Type.Array(Advertisement) }, { additionalProperties: false });
+export const BGPAdvertisementSpec = Type.Object(
+  { advertisements: Type.Array(Advertisement, { description: 'Entries; a broken entry is left out whole, the others keep working.' }) },
+  { additionalProperties: false, description: 'Which services\' addresses are advertised over BGP, with which attributes. Peer configs select it by its labels.' },
+);
 export type BGPAdvertisementSpec = Static<typeof BGPAdvertisementSpec>;
 
 export const BGPAdvertisement = resource(bgpAdvertisementKind, BGPAdvertisementSpec);
@@ -185,7 +205,7 @@ export type BGPAdvertisement = Static<typeof BGPAdvertisement>;
 export const NodeOverrideInstance = Type.Object(
   {
     name: name('A bgpInstances[].name of the BGPClusterConfig that selects the node.'),
-    routerID: Type.Optional(Type.String({ description: 'Dotted IPv4 router ID; default: the node\'s first IPv4 address.' })),
+    routerID: Type.Optional(Type.String({ description: 'Non-zero dotted IPv4 router ID (RFC 6286); required on IPv6-only nodes. Default: the node\'s first IPv4 address.' })),
     localPort: Type.Optional(port('Replaces the instance\'s localPort on this node.')),
     localASN: Type.Optional(asn('Replaces the instance\'s localASN on this node.')),
     peers: Type.Optional(
@@ -194,6 +214,7 @@ export const NodeOverrideInstance = Type.Object(
           { name: name('A peers[].name of the instance.'), localAddress: Type.Optional(Type.String({ description: 'Source address of this session on this node.' })) },
           { additionalProperties: false },
         ),
+        { description: 'Per-session settings on this node.' },
       ),
     ),
   },
@@ -201,7 +222,10 @@ export const NodeOverrideInstance = Type.Object(
 );
 export type NodeOverrideInstance = Static<typeof NodeOverrideInstance>;
 
-export const BGPNodeConfigOverrideSpec = Type.Object({ bgpInstances: Type.Array(NodeOverrideInstance) }, { additionalProperties: false });
+export const BGPNodeConfigOverrideSpec = Type.Object(
+  { bgpInstances: Type.Array(NodeOverrideInstance, { description: 'Overrides per BGP instance.' }) },
+  { additionalProperties: false, description: 'Settings of one node (metadata.name is the node\'s name): router ID, port, local AS, source addresses.' },
+);
 export type BGPNodeConfigOverrideSpec = Static<typeof BGPNodeConfigOverrideSpec>;
 
 /** metadata.name is the name of the node it applies to. */

@@ -10,17 +10,17 @@ export const l2PolicyKind = 'L2AnnouncementPolicy';
 export const L2PolicySpec = Type.Object(
   {
     serviceSelector: Type.Optional(labelSelector('Which services this policy announces; absent selects every service. Services also carry the labels io.kubernetes.service.namespace and io.kubernetes.service.name.')),
-    nodeSelector: Type.Optional(labelSelector('Which nodes may announce; absent selects every node.')),
+    nodeSelector: Type.Optional(labelSelector('Which nodes may announce (standalone: the labels of --node-labels); absent selects every node.')),
     interfaces: Type.Optional(
       Type.Array(Type.String(), {
         description:
-          'Regular expressions matched against interface names (e.g. ^eth[0-9]+$). Empty: every interface with an address in the IP\'s subnet, else the interface of the default route.',
+          'JavaScript regular expressions matched against interface names (e.g. ^eth[0-9]+$). Empty: every interface with an address in the IP\'s subnet, else the interface of the default route.',
       }),
     ),
-    loadBalancerIPs: Type.Optional(Type.Boolean({ description: 'Announce status.loadBalancer.ingress IPs (default true).' })),
-    externalIPs: Type.Optional(Type.Boolean({ description: 'Announce spec.externalIPs (default false).' })),
+    loadBalancerIPs: Type.Optional(Type.Boolean({ description: 'Announce the IPs in status.loadBalancer.ingress. Default: true.' })),
+    externalIPs: Type.Optional(Type.Boolean({ description: 'Announce the IPs in spec.externalIPs. Default: false.' })),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'Which services\' IPs are answered for with ARP (IPv4) and NDP (IPv6), from which nodes, on which interfaces.' },
 );
 export type L2PolicySpec = Static<typeof L2PolicySpec>;
 
@@ -30,7 +30,12 @@ export const L2AnnouncementPolicy = Type.Object(
     kind: Type.Literal(l2PolicyKind),
     metadata: ObjectMeta,
     spec: L2PolicySpec,
-    status: Type.Optional(Type.Object({ conditions: Type.Optional(Type.Array(Condition)) }, { additionalProperties: false })),
+    status: Type.Optional(
+      Type.Object(
+        { conditions: Type.Optional(Type.Array(Condition, { description: 'Written by the operator: beacon.io/PolicyValid.' })) },
+        { additionalProperties: false },
+      ),
+    ),
   },
   { additionalProperties: false },
 );

@@ -24,26 +24,28 @@ export const ObjectMeta = Type.Object(
 );
 export type ObjectMeta = Static<typeof ObjectMeta>;
 
-export const ConditionStatus = Type.Union([Type.Literal('True'), Type.Literal('False'), Type.Literal('Unknown')]);
+export const ConditionStatus = Type.Union([Type.Literal('True'), Type.Literal('False'), Type.Literal('Unknown')], { description: 'Whether the condition holds.' });
 
 export const Condition = Type.Object(
   {
     type: Type.String({ description: 'Condition type, e.g. beacon.io/PoolConflict.' }),
     status: ConditionStatus,
-    observedGeneration: Type.Optional(Type.Integer()),
-    lastTransitionTime: Type.Optional(Type.String()),
-    reason: Type.String(),
-    message: Type.String(),
+    observedGeneration: Type.Optional(Type.Integer({ description: 'metadata.generation of the object the condition was computed from.' })),
+    lastTransitionTime: Type.Optional(Type.String({ description: 'When status last changed (RFC 3339).' })),
+    reason: Type.String({ description: 'One CamelCase or snake_case word a program can match on.' }),
+    message: Type.String({ description: 'What a person needs to know, e.g. which field is wrong and why.' }),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'A Kubernetes-style status condition.' },
 );
 export type Condition = Static<typeof Condition>;
 
 export const LabelSelectorRequirement = Type.Object(
   {
-    key: Type.String(),
-    operator: Type.Union([Type.Literal('In'), Type.Literal('NotIn'), Type.Literal('Exists'), Type.Literal('DoesNotExist')]),
-    values: Type.Optional(Type.Array(Type.String())),
+    key: Type.String({ description: 'The label key.' }),
+    operator: Type.Union([Type.Literal('In'), Type.Literal('NotIn'), Type.Literal('Exists'), Type.Literal('DoesNotExist')], {
+      description: 'How the label value is compared with values.',
+    }),
+    values: Type.Optional(Type.Array(Type.String(), { description: 'Non-empty for In and NotIn, empty for Exists and DoesNotExist.' })),
   },
   { additionalProperties: false },
 );
@@ -52,7 +54,7 @@ export const labelSelector = (description?: string) =>
   Type.Object(
     {
       matchLabels: Type.Optional(StringMap),
-      matchExpressions: Type.Optional(Type.Array(LabelSelectorRequirement)),
+      matchExpressions: Type.Optional(Type.Array(LabelSelectorRequirement, { description: 'Requirements that must all hold.' })),
     },
     { additionalProperties: false, ...(description === undefined ? {} : { description }) },
   );

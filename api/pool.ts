@@ -8,9 +8,9 @@ export const poolKind = 'LoadBalancerIPPool';
 
 export const PoolBlock = Type.Object(
   {
-    cidr: Type.Optional(Type.String({ description: 'A CIDR such as 198.18.0.0/24 or 2001:db8::/64.' })),
+    cidr: Type.Optional(Type.String({ description: 'A CIDR such as 198.18.0.0/24 or 2001:db8::/64; host bits must be zero.' })),
     start: Type.Optional(Type.String({ description: 'First address of a range (instead of cidr).' })),
-    stop: Type.Optional(Type.String({ description: 'Last address of the range; absent means the single address start.' })),
+    stop: Type.Optional(Type.String({ description: 'Last address of the range, of the same family as start; absent means the single address start.' })),
   },
   { additionalProperties: false, description: 'Either {cidr} or {start, stop}.' },
 );
@@ -24,10 +24,10 @@ export const PoolSpec = Type.Object(
         'Which services may take addresses from this pool; absent selects every service. Services also carry the labels io.kubernetes.service.namespace and io.kubernetes.service.name.',
       ),
     ),
-    disabled: Type.Optional(Type.Boolean({ description: 'No new allocations; existing ones stay.' })),
+    disabled: Type.Optional(Type.Boolean({ description: 'No new allocations; existing ones stay. Default: false.' })),
     allowFirstLastIPs: Type.Optional(
       Type.Union([Type.Literal('Yes'), Type.Literal('No')], {
-        description: 'With No (the default) the first and last address of each CIDR block larger than /31 (/127) are not used.',
+        description: 'With No the first and last address of each CIDR block larger than /31 (/127) are not used; start/stop ranges are always used whole. Default: No.',
       }),
     ),
     priority: Type.Optional(
@@ -36,12 +36,18 @@ export const PoolSpec = Type.Object(
       }),
     ),
   },
-  { additionalProperties: false },
+  { additionalProperties: false, description: 'Address blocks LB-IPAM assigns LoadBalancer IPs from, and which services may use them.' },
 );
 export type PoolSpec = Static<typeof PoolSpec>;
 
 export const PoolStatus = Type.Object(
-  { conditions: Type.Optional(Type.Array(Condition)) },
+  {
+    conditions: Type.Optional(
+      Type.Array(Condition, {
+        description: 'Written by the operator: beacon.io/IPsTotal, beacon.io/IPsUsed, beacon.io/IPsAvailable (the count is the message), beacon.io/PoolConflict, beacon.io/InvalidSpec.',
+      }),
+    ),
+  },
   { additionalProperties: false },
 );
 export type PoolStatus = Static<typeof PoolStatus>;

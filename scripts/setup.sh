@@ -8,7 +8,7 @@ cd "$(dirname "$0")/.."
 # (its tests run a real etcd), iputils-ping for the lab's own tests, arping/ndisc6/tcpdump as L2
 # clients, BIRD, FRR, GoBGP and ExaBGP as BGP peers, kubectl (its kustomize renders deploy/),
 # clang and libbpf-dev to build the eBPF datapath (bpftool to inspect it).
-DEBIAN_PACKAGES=(iproute2 iputils-ping etcd-server arping ndisc6 tcpdump bird2 frr gobgpd exabgp kubectl clang libbpf-dev bpftool iptables nftables ipvsadm wrk)
+DEBIAN_PACKAGES=(iproute2 iputils-ping curl etcd-server arping ndisc6 tcpdump bird2 frr gobgpd exabgp kubectl clang libbpf-dev bpftool iptables nftables ipvsadm wrk)
 
 missing=()
 for pkg in "${DEBIAN_PACKAGES[@]}"; do

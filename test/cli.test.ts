@@ -20,7 +20,7 @@ const file = (name: string, text: string) => {
 
 describe('beacon ipam plan', () => {
   it('plans the examples: JSON in the documented shape, sorted, counts as strings', () => {
-    const r = beacon('ipam', 'plan', '-f', 'examples/', '-o', 'json');
+    const r = beacon('ipam', 'plan', '-f', 'examples/pools.yaml', '-f', 'examples/services.yaml', '-o', 'json');
     expect(r.code).toBe(0);
     const plan = JSON.parse(r.out) as { services: Record<string, unknown>[]; pools: Record<string, unknown>[]; errors: unknown[] };
     expect(plan.services.map((s) => [`${String(s.namespace)}/${String(s.name)}`, s.ips, s.satisfied, s.reason])).toEqual([
