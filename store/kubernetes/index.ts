@@ -45,6 +45,9 @@ export interface KubernetesStoreOptions {
   /** Client-side rate limit: requests a second on average (default 20) and in a burst (default 40). */
   qps?: number;
   burst?: number;
+  /** Events a second on average and in a burst (default 0.5 and 25), within the request budget above. */
+  eventQps?: number;
+  eventBurst?: number;
   /** A watch that hears nothing (not even a bookmark) this long is restarted (ms, default 150 s). */
   watchQuietMs?: number;
   /** Deadline of each plain request (ms, default 10 s). */
@@ -111,6 +114,10 @@ export class KubernetesStore implements Store {
       identity: opts.identity ?? hostname(),
       log: this.log,
       admit: () => this.limiter.tryTake(),
+      // Steady state at most one Event every 2 s per process (bursts of 25): at 10,000 Services a
+      // flapping announcement would otherwise spend more requests on Events than on everything else.
+      qps: opts.eventQps ?? 0.5,
+      burst: opts.eventBurst ?? 25,
     });
   }
 
