@@ -6,6 +6,7 @@ import type { StoredObject } from '../store/index.js';
 import { labelKeyError, labelValueError } from '../api/selector.js';
 import { isIP } from 'node:net';
 import { hostname } from 'node:os';
+import type { RouteExplanation } from '../bgp/index.js';
 import type { BGPPeerView, BGPRouteView } from './bgp.js';
 import type { L2AnnouncementView } from './l2.js';
 import { defaultL2Timing, kubernetesL2Timing, type L2Timing } from './l2-timing.js';
@@ -65,8 +66,9 @@ Commands:
       [--devices NAME,PREFIX+,... | none (default: the default-route interfaces)]
   status | services | pools [-o table|json] [--socket PATH]
       Ask a running process (through its unix socket) for its state.
-  bgp peers | bgp routes [-o table|json] [--socket PATH]
-      BGP sessions of this node (Cilium's columns), and the routes advertised to each peer.
+  bgp peers | bgp routes | bgp explain [-o table|json] [--socket PATH]
+      BGP sessions of this node (Cilium's columns), the routes advertised to each peer, and why
+      each service address is or is not advertised to each peer.
   l2 announcements [-o table|json] [--socket PATH]
       The IPs announced with ARP/NDP: which node answers, on which interfaces, and why this node
       does or does not.
@@ -165,7 +167,7 @@ export async function main(argv: readonly string[], io: IO = stdio): Promise<num
     if (command === 'manifests') return (await import('./manifests.js')).manifestsCommand(args, io);
     if (command === 'status' || command === 'services' || command === 'pools') return await inspect(command, args, io);
     if (command === 'l2' && sub === 'announcements') return await l2Announcements(rest, io);
-    if (command === 'bgp' && (sub === 'peers' || sub === 'routes')) return await bgpCommand(sub, rest, io);
+    if (command === 'bgp' && (sub === 'peers' || sub === 'routes' || sub === 'explain')) return await bgpCommand(sub, rest, io);
     if (command === 'apply' || command === 'delete' || command === 'get') return await etcdCommand(command, args, io);
     if (command === 'kpr' && sub === 'services') return await kprCli((m) => m.kprServices(rest, io), io);
     if (command === 'bpf') return await kprCli((m) => m.bpfCommand(sub, rest, io), io);
@@ -430,7 +432,7 @@ export function uptimeText(seconds: number): string {
   return `${h > 0 ? `${h}h` : ''}${h > 0 || m > 0 ? `${m}m` : ''}${s}s`;
 }
 
-async function bgpCommand(what: 'peers' | 'routes', args: string[], io: IO): Promise<number> {
+async function bgpCommand(what: 'peers' | 'routes' | 'explain', args: string[], io: IO): Promise<number> {
   const { values } = parseArgs({ args, options: { output: { type: 'string', short: 'o' }, socket: { type: 'string', default: defaultSocket } }, strict: true });
   const format = outputFormat(values.output, ['table', 'json']);
   if (what === 'peers') {
@@ -444,6 +446,13 @@ async function bgpCommand(what: 'peers' | 'routes', args: string[], io: IO): Pro
           peers.map((p) => [p.node, String(p.localASN), String(p.peerASN), `${p.peerAddress}:${p.peerPort}`, p.state, uptimeText(p.uptimeSeconds), p.families.join(','), String(p.received), String(p.advertised), p.lastError ?? '-']),
         ),
       );
+    return exit.ok;
+  }
+  if (what === 'explain') {
+    const why = await getLocal<RouteExplanation[]>(values.socket, '/v1/bgp/explanations');
+    if (format === 'json') io.out(`${JSON.stringify(why, null, 2)}\n`);
+    else if (why.length === 0) io.out('No service is considered for BGP: no BGPClusterConfig selects this node, or no peer is configured.\n');
+    else io.out(renderTable(['PEER', 'SERVICE', 'ADDRESS', 'ADVERTISED', 'REASON', 'MESSAGE'], why.map((e) => [e.peer, e.service, e.address ?? '-', e.advertised ? 'yes' : 'no', e.reason, e.message])));
     return exit.ok;
   }
   const routes = await getLocal<BGPRouteView[]>(values.socket, '/v1/bgp/routes');

@@ -4,6 +4,7 @@
 import { chmodSync, mkdirSync, rmSync } from 'node:fs';
 import { createServer, request, type Server } from 'node:http';
 import { dirname } from 'node:path';
+import type { RouteExplanation } from '../bgp/index.js';
 import type { BGPPeerView, BGPRouteView } from './bgp.js';
 import type { L2AnnouncementView } from './l2.js';
 
@@ -47,6 +48,8 @@ export interface LocalAPIHandlers {
   l2Announcements(): L2AnnouncementView[];
   bgpPeers(): BGPPeerView[];
   bgpRoutes(): BGPRouteView[];
+  /** Why each service address is or is not advertised to each peer. */
+  bgpExplanations(): RouteExplanation[];
 }
 
 export const defaultSocket = '/run/beacon/beacon.sock';
@@ -61,6 +64,7 @@ export async function serveLocalAPI(socketPath: string, handlers: LocalAPIHandle
     '/v1/l2/announcements': () => handlers.l2Announcements(),
     '/v1/bgp/peers': () => handlers.bgpPeers(),
     '/v1/bgp/routes': () => handlers.bgpRoutes(),
+    '/v1/bgp/explanations': () => handlers.bgpExplanations(),
   };
   const server = createServer((req, res) => {
     const route = req.method === 'GET' ? routes[req.url ?? ''] : undefined;

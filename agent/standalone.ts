@@ -312,6 +312,10 @@ export async function startStandalone(opts: StandaloneOptions): Promise<Running>
       if (!bgp) throw new Error('BGP is off on this node (--bgp false)');
       return bgp.routes();
     },
+    bgpExplanations: () => {
+      if (!bgp) throw new Error('BGP is off on this node (--bgp false)');
+      return bgp.explanations();
+    },
   });
 
   let metricsServer: Server | undefined;

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { BGPPeerView, BGPRouteView } from '../agent/bgp.js';
+import type { RouteExplanation } from '../bgp/index.js';
 import { Lab, type LabHost, type LabProcess } from '../lab/index.js';
 import { PeerDaemon, type BirdDaemon } from './bgp-peers.js';
 import { beacon, beaconBin, eventually } from './process.js';
@@ -114,6 +115,20 @@ describe('BGP through beacon standalone, with BIRD as the router', { timeout: 18
     const routes = cli<BGPRouteView[]>('bgp', 'routes');
     expect(routes.map((r) => `${r.peer} ${r.prefix} ${r.nextHop}`).sort()).toEqual(['main/router 198.18.100.1/32 198.18.5.2', 'main/router 2001:db8:100::1/128 2001:db8:5::2']);
     expect(beacon('bgp', 'peers', '--socket', sock()).out).toMatch(/NODE\s+LOCAL AS\s+PEER AS\s+PEER ADDRESS\s+SESSION STATE\s+UPTIME\s+FAMILY\s+RECEIVED\s+ADVERTISED/);
+  });
+
+  it('explains per peer and address why a service is or is not advertised', async () => {
+    put('other.yaml', service('other').replace('labels: {app: web}', 'labels: {app: other}'));
+    const why = (name: string) =>
+      cli<RouteExplanation[]>('bgp', 'explain')
+        .filter((e) => e.service === `shop/${name}`)
+        .map((e) => `${e.peer} ${e.address ?? '-'} ${e.advertised} ${e.reason}`)
+        .sort();
+    await eventually(() => expect(why('other')).toHaveLength(2), 15_000);
+    expect(why('web')).toEqual(['main/router 198.18.100.1 true advertised', 'main/router 2001:db8:100::1 true advertised']);
+    expect(why('other').every((line) => line.endsWith('false not_selected'))).toBe(true);
+    expect(beacon('bgp', 'explain', '--socket', sock()).out).toMatch(/PEER\s+SERVICE\s+ADDRESS\s+ADVERTISED\s+REASON\s+MESSAGE[\s\S]*shop\/other .* no\s+not_selected/);
+    rmSync(join(dir, 'manifests', 'other.yaml'));
   });
 
   it('advertises a new service and withdraws a deleted one', async () => {
