@@ -1,6 +1,6 @@
 // `beacon lab` end to end: the whole site in namespaces (BIRD, etcd, three agents, pods, clients),
 // the report's JSON contract, a kept site taken down by `beacon lab down`, and Ctrl-C clean-up.
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { afterAll, describe, expect, it } from 'vitest';
 import { listRuns, removeKeptRuns, type LabReport } from '../lab/index.js';
@@ -117,7 +117,10 @@ describe('beacon lab', { timeout: 200_000 }, () => {
     expect(listRuns().map((r) => r.runId)).not.toContain(runId);
   });
 
-  it('explains what it needs: a bad output format, an unknown kept site', () => {
+  it('explains what it needs: root, a known output format, a kept site that exists', () => {
+    const user = spawnSync('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, beaconBin, 'lab'], { cwd: root, encoding: 'utf8', timeout: 30_000 });
+    expect(user.status).toBe(1);
+    expect(user.stderr).toContain('beacon lab: needs root');
     const bad = beacon('lab', '-o', 'yaml');
     expect(bad.code).toBe(2);
     expect(bad.err).toContain('-o yaml: one of text, json');
