@@ -227,7 +227,8 @@ export class SocketDatapath {
         case 'upsertService': {
           const e = into(m.services, 'update');
           encodeServiceKey(op.service.frontend, e.keys, e.keyAt);
-          encodeService({ ...op.service, count: op.service.slots.length }, e.value, e.valueAt);
+          const { id, slots, algorithm, type, affinityTimeoutSeconds } = op.service;
+          encodeService({ id, count: slots.length, algorithm, type, affinityTimeoutSeconds }, e.value, e.valueAt);
           break;
         }
         case 'deleteService': {

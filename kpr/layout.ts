@@ -66,8 +66,9 @@ const slowAddresses = new Map<string, Buffer>();
 export function encodeAddress(address: string, out: Buffer, at: number): void {
   const v4 = canonicalIPv4(address);
   if (v4 !== undefined) {
-    // The common case, with no allocation: what the planner's entries hold.
-    out.fill(0, at, at + 10);
+    // The common case, with no allocation: what the planner's entries hold. Byte stores, not
+    // fill(): a call into C++ per entry costs more than the ten stores (110,000 entries a first pass).
+    for (let i = at; i < at + 10; i++) out[i] = 0;
     out[at + 10] = out[at + 11] = 0xff;
     out.writeUInt32BE(v4, at + 12);
     return;

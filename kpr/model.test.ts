@@ -1,7 +1,8 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import type { Endpoint, Service, ServiceSpec } from '../api/index.js';
+import { formatIP, parseIP, type Endpoint, type EndpointSlice, type Family, type Service, type ServicePort, type ServiceSpec } from '../api/index.js';
 import { endpoint as ep, endpointSlice as slice } from '../test/fixtures.js';
-import { buildFrontends, frontendKey, type FrontendInput } from './model.js';
+import { backendKey, buildFrontends, endpointSortKey, frontendKey, portEndpoints, type Backend, type FrontendInput, type PortEndpoints, type Protocol } from './model.js';
 
 const service = (name: string, spec: ServiceSpec, extra: Partial<Pick<Service, 'status'>> & { annotations?: Record<string, string> } = {}): Service => ({
   apiVersion: 'v1',
@@ -184,3 +185,55 @@ describe('buildFrontends', () => {
   });
 });
 
+
+describe('portEndpoints', () => {
+  /** The rules said plainly: canonical addresses of the family, one copy per identity (the most usable, the first of equals), sorted by endpointSortKey. */
+  function reference(slices: readonly EndpointSlice[], port: ServicePort, protocol: Protocol, family: Family): PortEndpoints {
+    const canonical = (text: string): string | undefined => {
+      const ip = parseIP(text);
+      return ip && formatIP(ip.family === 6 && ip.value >> 32n === 0xffffn ? { family: 4, value: ip.value & 0xffffffffn } : ip);
+    };
+    const level = (e: Endpoint): number => (e.conditions?.ready !== false ? 2 : (e.conditions?.serving ?? false) && e.conditions?.terminating === true ? 1 : 0);
+    const kept = new Map<string, { backend: Backend; level: number }>();
+    for (const s of slices) {
+      const number = s.ports?.find((p) => (p.name ?? '') === (port.name ?? ''))?.port;
+      if (s.addressType !== (family === 4 ? 'IPv4' : 'IPv6') || number === undefined) continue;
+      for (const e of s.endpoints ?? []) {
+        const address = canonical(e.addresses[0]!);
+        if (address === undefined || address.includes(':') !== (family === 6)) continue;
+        const backend: Backend = { address, port: number, protocol, state: e.conditions?.terminating === true ? 'terminating' : 'active', ...(e.nodeName ? { nodeName: e.nodeName } : {}) };
+        const seen = kept.get(backendKey(backend));
+        if (seen === undefined || level(e) > seen.level) kept.set(backendKey(backend), { backend, level: level(e) });
+      }
+    }
+    const sorted = [...kept.values()].sort((a, b) => (endpointSortKey(a.backend) < endpointSortKey(b.backend) ? -1 : 1));
+    return { backends: sorted.map((k) => k.backend), usable: sorted.map((k) => k.level) };
+  }
+
+  const arbEndpoint = fc.record({
+    address: fc.constantFrom('198.18.1.1', '198.18.1.2', '198.18.1.10', '198.18.01.1', '::ffff:198.18.1.2', '2001:db8::1', '2001:DB8:0::1', '2001:db8::a', 'db.example'),
+    nodeName: fc.constantFrom(undefined, 'node-a', 'node-b'),
+    conditions: fc.option(fc.record({ ready: fc.boolean(), serving: fc.boolean(), terminating: fc.boolean() }, { requiredKeys: [] }), { nil: undefined }),
+  });
+  const arbSlice = fc.record({
+    addressType: fc.constantFrom('IPv4' as const, 'IPv6' as const),
+    ports: fc.array(fc.record({ name: fc.constantFrom(undefined, 'http', 'dns'), port: fc.constantFrom(8080, 9090) }), { maxLength: 2 }),
+    endpoints: fc.array(arbEndpoint, { maxLength: 6 }),
+  });
+
+  it('keeps the most usable copy of each endpoint, in identity order, as the plain rules say', () => {
+    fc.assert(
+      fc.property(fc.array(arbSlice, { maxLength: 4 }), fc.constantFrom(undefined, 'http'), fc.constantFrom<Family>(4, 6), (specs, portName, family) => {
+        const slices = specs.map((spec, i) =>
+          slice(`s${i}`, 'web', spec.endpoints.map((e) => ep(e.address, e.nodeName, e.conditions)), {
+            addressType: spec.addressType,
+            ports: spec.ports.map((p) => ({ ...(p.name ? { name: p.name } : {}), port: p.port, protocol: 'TCP' as const })),
+          }),
+        );
+        const port: ServicePort = { ...(portName ? { name: portName } : {}), port: 80, protocol: 'TCP' };
+        expect(portEndpoints(slices, port, 'TCP', family)).toEqual(reference(slices, port, 'TCP', family));
+      }),
+      { numRuns: 500 },
+    );
+  });
+});

@@ -101,8 +101,10 @@ type Endpointish = { readonly address: string; readonly port: number; readonly p
  */
 function endpointOrder(e: Endpointish): number | string {
   const v4 = canonicalIPv4(e.address);
-  return v4 === undefined ? endpointSortKey(e) : (v4 * 65536 + e.port) * 2 + (e.protocol === 'UDP' ? 1 : 0);
+  return v4 === undefined ? endpointSortKey(e) : packedOrder(v4, e.port, e.protocol);
 }
+
+const packedOrder = (v4: number, port: number, protocol: string): number => (v4 * 65536 + port) * 2 + (protocol === 'UDP' ? 1 : 0);
 
 const compareOrder = (a: number | string, b: number | string): number =>
   typeof a === 'number' ? (typeof b === 'number' ? a - b : -1) : typeof b === 'number' ? 1 : a < b ? -1 : a > b ? 1 : 0;
@@ -164,13 +166,15 @@ const canonical = (text: string): { text: string; family: Family } | undefined =
 export function buildFrontends(input: FrontendInput): { frontends: Frontend[]; problems: Problem[] } {
   const problems: Problem[] = [];
   const slicesByService = new Map<string, EndpointSlice[]>();
-  for (const slice of sortByKey(input.slices, (s) => s.metadata.name)) {
+  for (const slice of input.slices) {
     const owner = sliceService(slice);
     if (owner === undefined || slice.addressType === 'FQDN') continue;
-    const list = slicesByService.get(owner) ?? [];
-    list.push(slice);
-    slicesByService.set(owner, list);
+    const list = slicesByService.get(owner);
+    if (list) list.push(slice);
+    else slicesByService.set(owner, [slice]);
   }
+  // A service's slices in name order, so that which copy of a moving endpoint wins does not depend on input order.
+  for (const [owner, list] of slicesByService) if (list.length > 1) slicesByService.set(owner, sortByKey(list, (s) => s.metadata.name));
   const nodeAddresses: { text: string; family: Family }[] = [];
   for (const text of input.nodeAddresses) {
     const address = canonical(text);
@@ -283,38 +287,49 @@ function algorithmOf(service: Service, name: string, fallback: Algorithm, proble
  */
 export function portEndpoints(slices: readonly EndpointSlice[], port: ServicePort, protocol: Protocol, family: Family): PortEndpoints {
   const familyName = family === 4 ? 'IPv4' : 'IPv6';
-  // Keyed by address while every slice gives the port the same number (the usual case): no string built per endpoint.
-  const byIdentity = new Map<string, number>();
-  let backends: Backend[] = [];
-  let usable: number[] = [];
-  let firstNumber: number | undefined;
+  const backends: Backend[] = [];
+  const usable: number[] = [];
+  // Slices usually list endpoints in identity order and once each: one comparison with the
+  // previous endpoint checks both, with no map or string per endpoint.
+  let previous: number | string | undefined;
+  let ordered = true;
   for (const slice of slices) {
     if (slice.addressType !== familyName) continue;
     const number = slice.ports?.find((p) => (p.name ?? '') === (port.name ?? ''))?.port;
     if (number === undefined) continue;
-    firstNumber ??= number;
     for (const endpoint of slice.endpoints ?? []) {
-      const address = canonicalText(endpoint.addresses[0]!);
-      if (address === undefined || familyOf(address) !== family) continue;
-      const level = usability(endpoint);
-      const key = number === firstNumber ? address : `${address}#${number}`;
-      const seen = byIdentity.get(key);
-      // The same endpoint may sit in two slices while it moves; keep its most usable copy.
-      if (seen === undefined) {
-        byIdentity.set(key, backends.length);
-        backends.push(backendOf(endpoint, address, number, protocol));
-        usable.push(level);
-      } else if (level > usable[seen]!) {
-        backends[seen] = backendOf(endpoint, address, number, protocol);
-        usable[seen] = level;
-      }
+      const text = endpoint.addresses[0]!;
+      const v4 = canonicalIPv4(text);
+      const address = v4 === undefined ? canonicalText(text) : text;
+      if (address === undefined || (v4 === undefined ? familyOf(address) : 4) !== family) continue;
+      const order = v4 === undefined ? endpointOrder({ address, port: number, protocol }) : packedOrder(v4, number, protocol);
+      if (previous !== undefined && compareOrder(previous, order) >= 0) ordered = false;
+      previous = order;
+      backends.push(backendOf(endpoint, address, number, protocol));
+      usable.push(usability(endpoint));
     }
   }
-  if (!inEndpointOrder(backends, (b) => b)) {
-    const order = sortEndpoints(backends.map((_, i) => i), (i) => backends[i]!);
-    [backends, usable] = [order.map((i) => backends[i]!), order.map((i) => usable[i]!)];
-  }
-  return { backends, usable };
+  return ordered ? { backends, usable } : sortedOnce({ backends, usable });
+}
+
+/**
+ * The endpoints in identity order, each once: the same endpoint may sit in two slices while it
+ * moves; its most usable copy is kept (the first of equals, as the sort is stable).
+ */
+function sortedOnce(found: PortEndpoints): PortEndpoints {
+  const out = { backends: [] as Backend[], usable: [] as number[] };
+  const orders = found.backends.map(endpointOrder);
+  const byOrder = orders.map((_, i) => i).sort((a, b) => compareOrder(orders[a]!, orders[b]!));
+  byOrder.forEach((i, k) => {
+    const last = out.backends.length - 1;
+    if (k > 0 && compareOrder(orders[byOrder[k - 1]!]!, orders[i]!) === 0) {
+      if (found.usable[i]! > out.usable[last]!) [out.backends[last], out.usable[last]] = [found.backends[i]!, found.usable[i]!];
+    } else {
+      out.backends.push(found.backends[i]!);
+      out.usable.push(found.usable[i]!);
+    }
+  });
+  return out;
 }
 
 function usability(endpoint: Endpoint): number {
@@ -330,7 +345,8 @@ function backendOf(endpoint: Endpoint, address: string, port: number, protocol: 
 }
 
 /** Ready endpoints; when none is ready, serving terminating ones (KEP-1669); restricted to this node for Local policies. */
-function selectEndpoints({ backends, usable }: PortEndpoints, localNode: string | undefined): Backend[] {
+function selectEndpoints({ backends, usable }: PortEndpoints, localNode: string | undefined): readonly Backend[] {
+  if (localNode === undefined && usable.every((level) => level === READY)) return backends; // the usual case, shared
   const pick = (level: number): Backend[] => backends.filter((b, i) => usable[i] === level && (localNode === undefined || b.nodeName === localNode));
   const ready = pick(READY);
   return ready.length > 0 ? ready : pick(FALLBACK);

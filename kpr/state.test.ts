@@ -6,8 +6,10 @@ import {
   applyDelta,
   describeServices,
   emptyDatapathState,
+  RefCounts,
   planDatapath,
   planDatapathChanges,
+  planDatapathFull,
   type DatapathBackend,
   type DatapathService,
   type DatapathState,
@@ -429,5 +431,40 @@ describe('planDatapath properties', () => {
       }),
       { numRuns: 300 },
     );
+  });
+
+  it('keeps the index of a state programmed from empty as a freshly built one would be', { timeout: 120_000 }, () => {
+    fc.assert(
+      fc.property(arbFrontends.map(consistent), fc.array(arbFrontends.map(consistent), { maxLength: 6 }), (first, steps) => {
+        // The agent's first pass: a full plan from nothing, whose identities the index takes whole.
+        const live = emptyDatapathState();
+        applyDelta(live, planDatapathFull(live, first, opts).delta);
+        let previous = new Map(first.map((f) => [frontendKey(f), f]));
+        for (const frontends of steps) {
+          const desired = new Map(frontends.map((f) => [frontendKey(f), f]));
+          const changed = new Map<string, Frontend | undefined>([...desired].filter(([key, f]) => previous.get(key) !== f));
+          for (const key of previous.keys()) if (!desired.has(key)) changed.set(key, undefined);
+          const fresh: DatapathState = { services: new Map(live.services), backends: new Map(live.backends) }; // indexed from scratch
+          const partial = planDatapathChanges(live, changed, opts);
+          expect(partial.ops).toEqual(planDatapathChanges(fresh, changed, opts).ops);
+          applyDelta(live, partial.delta);
+          previous = desired;
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('RefCounts', () => {
+  it('counts dense ids in a growing array and any u32 id beyond it', () => {
+    const refs = new RefCounts();
+    const ids = [0, 1, 1023, 1024, 70_000, 2 ** 22 - 1, 2 ** 22, 2 ** 32 - 1];
+    for (const id of ids) refs.add(id, 2);
+    refs.add(1024, -1);
+    refs.add(2 ** 32 - 1, -2);
+    expect(ids.map((id) => refs.get(id))).toEqual([2, 2, 2, 1, 2, 2, 2, 0]);
+    expect(refs.get(5)).toBe(0);
+    expect(refs.get(2 ** 31)).toBe(0);
   });
 });

@@ -81,6 +81,9 @@ export interface PlanOptions {
 /** What a plan changes: a new value per touched key, undefined for a deletion. */
 export interface DatapathDelta {
   readonly services: Map<string, DatapathService | undefined>;
+  /** Backends given a new id, in id order (a list: 100,000 of them in a first pass). */
+  readonly added: readonly DatapathBackend[];
+  /** Backends that exist and change or go. */
   readonly backends: Map<number, DatapathBackend | undefined>;
 }
 
@@ -101,50 +104,80 @@ interface IdPool {
 }
 
 type Identity = { readonly address: string; readonly port: number; readonly protocol: Protocol };
+type Identified = Identity & { readonly id: number };
 
-/** Port and protocol packed below the id: 2^17 values. */
-const PACK = 2 ** 17;
-const portProtocol = (e: Identity): number => e.port * 2 + (e.protocol === 'UDP' ? 1 : 0);
+const sameIdentity = (a: Identity, b: Identity): boolean => a.port === b.port && a.protocol === b.protocol && a.address === b.address;
 
 /**
  * Backend identity → id without building a string per lookup (100,000 of them per full plan):
- * keyed by address with port and protocol packed beside the id; a second port or protocol of
- * one address goes to a map keyed by backendKey.
+ * keyed by address, the value being the backend entry itself (nothing allocated per backend); a
+ * second port or protocol of one address goes to a map keyed by backendKey.
  */
 class IdentityIds {
-  private readonly byAddress = new Map<string, number>();
-  private readonly others = new Map<string, number>();
+  private readonly byAddress = new Map<string, Identified>();
+  private readonly others = new Map<string, Identified>();
 
   get size(): number {
     return this.byAddress.size + this.others.size;
   }
 
   get(e: Identity): number | undefined {
-    const packed = this.byAddress.get(e.address);
-    if (packed !== undefined && packed % PACK === portProtocol(e)) return Math.floor(packed / PACK);
-    return this.others.size === 0 ? undefined : this.others.get(backendKey(e));
+    if (this.byAddress.size === 0 && this.others.size === 0) return undefined; // a first pass asks the empty index 100,000 times
+    const held = this.byAddress.get(e.address);
+    if (held !== undefined && held.port === e.port && held.protocol === e.protocol) return held.id;
+    return this.others.size === 0 ? undefined : this.others.get(backendKey(e))?.id;
   }
 
-  set(e: Identity, id: number): void {
-    const packed = this.byAddress.get(e.address);
-    if (packed === undefined || packed % PACK === portProtocol(e)) {
-      this.byAddress.set(e.address, id * PACK + portProtocol(e));
-      if (this.others.size > 0) this.others.delete(backendKey(e));
-    } else this.others.set(backendKey(e), id);
+  set(entry: Identified): void {
+    const held = this.byAddress.get(entry.address);
+    if (held === undefined || sameIdentity(held, entry)) {
+      this.byAddress.set(entry.address, entry);
+      if (this.others.size > 0) this.others.delete(backendKey(entry));
+    } else this.others.set(backendKey(entry), entry);
   }
 
   delete(e: Identity): void {
-    const packed = this.byAddress.get(e.address);
-    if (packed !== undefined && packed % PACK === portProtocol(e)) this.byAddress.delete(e.address);
+    const held = this.byAddress.get(e.address);
+    if (held !== undefined && sameIdentity(held, e)) this.byAddress.delete(e.address);
     else if (this.others.size > 0) this.others.delete(backendKey(e));
+  }
+}
+
+/** Ids up to here are counted in a typed array (16 MiB at most); an adopted map may hold any u32 id beyond. */
+const DENSE_IDS = 2 ** 22;
+
+/**
+ * How many services reference each backend id. Beacon hands out the lowest free ids, so they are
+ * dense: a typed array indexed by id, with no hashing, instead of a map of 100,000 entries.
+ */
+export class RefCounts {
+  private dense = new Int32Array(1024);
+  private readonly sparse = new Map<number, number>();
+
+  get(id: number): number {
+    return id < this.dense.length ? this.dense[id]! : (this.sparse.get(id) ?? 0);
+  }
+
+  add(id: number, by: number): void {
+    if (id >= this.dense.length && id < DENSE_IDS) {
+      const grown = new Int32Array(Math.min(DENSE_IDS, 2 ** Math.ceil(Math.log2(id + 1))));
+      grown.set(this.dense);
+      this.dense = grown;
+    }
+    if (id < this.dense.length) this.dense[id]! += by;
+    else {
+      const count = (this.sparse.get(id) ?? 0) + by;
+      if (count !== 0) this.sparse.set(id, count);
+      else this.sparse.delete(id);
+    }
   }
 }
 
 interface Index {
   /** Backend identity → its id. */
-  readonly byIdentity: IdentityIds;
+  byIdentity: IdentityIds;
   /** Backend id → how many services reference it (slots or Maglev table). */
-  readonly refs: Map<number, number>;
+  readonly refs: RefCounts;
   readonly serviceIds: IdPool & { readonly used: Set<number> };
   /** Backed by the state's backend map, which is keyed by id. */
   readonly backendIds: IdPool;
@@ -153,6 +186,12 @@ interface Index {
 }
 
 const indexes = new WeakMap<DatapathState, Index>();
+
+/**
+ * The identities a plan gave ids, and the state it planned against, by its delta: an index that
+ * knows no backend yet takes them whole instead of 100,000 insertions (the first full pass).
+ */
+const plannedIdentities = new WeakMap<DatapathDelta, { readonly state: DatapathState; readonly identities: IdentityIds }>();
 
 const noIds: readonly number[] = [];
 
@@ -180,7 +219,7 @@ const settle = (pool: IdPool): void => {
 function buildIndex(state: DatapathState): Index {
   const index: Index = {
     byIdentity: new IdentityIds(),
-    refs: new Map(),
+    refs: new RefCounts(),
     serviceIds: { used: new Set(), lowest: 1 },
     backendIds: { used: state.backends, lowest: 1 },
     serviceCount: state.services.size,
@@ -188,13 +227,13 @@ function buildIndex(state: DatapathState): Index {
   };
   for (const service of state.services.values()) {
     index.serviceIds.used.add(service.id);
-    for (const id of referenced(service)) index.refs.set(id, (index.refs.get(id) ?? 0) + 1);
+    for (const id of referenced(service)) index.refs.add(id, 1);
   }
   // Should an adopted state hold one identity twice, keep the referenced id, then the lowest.
-  const preference = (id: number): number => (index.refs.has(id) ? 0 : 2 ** 32) + id;
+  const preference = (id: number): number => (index.refs.get(id) > 0 ? 0 : 2 ** 32) + id;
   for (const backend of state.backends.values()) {
     const known = index.byIdentity.get(backend);
-    if (known === undefined || preference(backend.id) < preference(known)) index.byIdentity.set(backend, backend.id);
+    if (known === undefined || preference(backend.id) < preference(known)) index.byIdentity.set(backend);
   }
   settle(index.serviceIds);
   settle(index.backendIds);
@@ -219,12 +258,8 @@ export function applyDelta(state: DatapathState, delta: DatapathDelta): void {
   for (const [key, service] of delta.services) {
     const old = state.services.get(key);
     if (index) {
-      for (const id of referenced(old)) {
-        const left = (index.refs.get(id) ?? 0) - 1;
-        if (left > 0) index.refs.set(id, left);
-        else index.refs.delete(id);
-      }
-      for (const id of referenced(service)) index.refs.set(id, (index.refs.get(id) ?? 0) + 1);
+      for (const id of referenced(old)) index.refs.add(id, -1);
+      for (const id of referenced(service)) index.refs.add(id, 1);
       if (old && old.id !== service?.id) {
         index.serviceIds.used.delete(old.id);
         release(index.serviceIds, old.id);
@@ -234,17 +269,24 @@ export function applyDelta(state: DatapathState, delta: DatapathDelta): void {
     if (service) state.services.set(key, service);
     else state.services.delete(key);
   }
+  const planned = plannedIdentities.get(delta);
+  plannedIdentities.delete(delta); // one index at most may own them
+  for (const backend of delta.added) state.backends.set(backend.id, backend);
+  if (index && planned?.state === state && index.byIdentity.size === 0) index.byIdentity = planned.identities; // the first pass: they are all it met
+  else if (index) for (const backend of delta.added) index.byIdentity.set(backend);
   for (const [id, backend] of delta.backends) {
     const old = state.backends.get(id);
     if (index) {
       if (old && index.byIdentity.get(old) === id) index.byIdentity.delete(old);
-      if (backend && index.byIdentity.get(backend) === undefined) index.byIdentity.set(backend, id);
+      if (backend && index.byIdentity.get(backend) === undefined) index.byIdentity.set(backend);
     }
     if (backend) state.backends.set(id, backend);
     else state.backends.delete(id);
     if (index && !backend) release(index.backendIds, id);
   }
   if (index) {
+    // Added ids count up, usually from the lowest free one: walking them spares a lookup each.
+    for (const backend of delta.added) if (backend.id === index.backendIds.lowest) index.backendIds.lowest++;
     settle(index.serviceIds);
     settle(index.backendIds);
     index.serviceCount = state.services.size;
@@ -305,12 +347,14 @@ function planChanges(
   const maxServices = opts.maxServices ?? Infinity;
   const maxBackends = opts.maxBackends ?? Infinity;
   const problems: Problem[] = [];
-  const delta: DatapathDelta = { services: new Map(), backends: new Map() };
+  const added: DatapathBackend[] = []; // in id order: the allocator counts up
+  const delta: DatapathDelta = { services: new Map(), added, backends: new Map() };
   const steps = { slots: [] as Op[], services: [] as Op[], deletes: [] as Op[], cleanup: [] as Op[] };
   const refChanges = new Map<number, number>();
   // Only backends that exist now can become unreferenced; the ones this plan adds are referenced.
-  const count = (ids: readonly number[], by: number): void => {
-    for (const id of ids) if (current.backends.has(id)) refChanges.set(id, (refChanges.get(id) ?? 0) + by);
+  const count = (service: DatapathService | undefined, by: number): void => {
+    if (current.backends.size === 0) return;
+    for (const id of referenced(service)) if (current.backends.has(id)) refChanges.set(id, (refChanges.get(id) ?? 0) + by);
   };
   const newIds = new IdentityIds(); // identities given an id by this plan
   const nextServiceId = allocator(index.serviceIds);
@@ -328,7 +372,7 @@ function planChanges(
       steps.deletes.push({ op: 'deleteService', key, service: old });
       if (old.slots.length > 0) steps.cleanup.push({ op: 'deleteSlots', serviceId: old.id, slots: range(1, old.slots.length) });
       if (old.maglev) steps.cleanup.push({ op: 'deleteMaglev', serviceId: old.id });
-      count(referenced(old), -1);
+      count(old, -1);
       continue;
     }
 
@@ -343,19 +387,25 @@ function planChanges(
       problems.push({ service: frontend.service, reason: 'map_full', message: `${key} is not programmed: the ${full} map is full` });
       continue;
     }
-    const slotIds = backends.map((backend, i) => {
-      let id = known[i];
-      if (id === undefined) newIds.set(backend, (id = nextBackendId()));
-      // Two frontends may see one backend in different states (display only): the first one
-      // this plan meets decides, so a second full plan writes nothing.
-      const now = current.backends.get(id);
+    const slotIds: number[] = [];
+    for (let i = 0; i < backends.length; i++) {
+      const backend = backends[i]!;
       const local = opts.nodeName !== undefined && backend.nodeName === opts.nodeName;
-      if (!delta.backends.has(id) && (now?.state !== backend.state || (now.local ?? false) !== local)) {
-        const { address, port, protocol, state } = backend;
-        delta.backends.set(id, local ? { id, address, port, protocol, state, local } : { id, address, port, protocol, state });
+      let id = known[i];
+      if (id === undefined) {
+        // A new identity: its entry is what this plan's later mentions find in newIds.
+        const entry = datapathBackend((id = nextBackendId()), backend, local);
+        newIds.set(entry);
+        added.push(entry);
+      } else {
+        // Two frontends may see one backend in different states (display only): the first one
+        // this plan meets decides, so a second full plan writes nothing.
+        const now = current.backends.get(id);
+        const metBefore = now === undefined ? newIds.get(backend) === id : delta.backends.has(id);
+        if (!metBefore && (now?.state !== backend.state || (now.local ?? false) !== local)) delta.backends.set(id, datapathBackend(id, backend, local));
       }
-      return id;
-    });
+      slotIds.push(id);
+    }
 
     let algorithm = frontend.algorithm;
     if (algorithm === 'maglev' && slotIds.length >= opts.maglevTableSize) {
@@ -381,33 +431,27 @@ function planChanges(
       id = nextServiceId();
       newServices++;
     }
-    const service: DatapathService = {
-      id,
-      frontend: { address: frontend.address, port: frontend.port, protocol: frontend.protocol },
-      type: frontend.type,
-      algorithm,
-      affinityTimeoutSeconds,
-      slots,
-      ...(maglev ? { maglev } : {}),
-    };
+    const entry = { id, frontend: { address: frontend.address, port: frontend.port, protocol: frontend.protocol }, type: frontend.type, algorithm, affinityTimeoutSeconds, slots };
+    const service: DatapathService = maglev ? { ...entry, maglev } : entry;
     delta.services.set(key, service);
-    if (writes.slots.length > 0) steps.slots.push({ op: 'setSlots', serviceId: id, ...writes });
+    if (writes.slots.length > 0) steps.slots.push({ op: 'setSlots', serviceId: id, slots: writes.slots, backendIds: writes.backendIds });
     if (maglevChanged) steps.slots.push({ op: 'setMaglev', serviceId: id, table: maglev });
     if (entryChanged) steps.services.push({ op: 'upsertService', service });
     if (old && old.slots.length > slots.length) steps.cleanup.push({ op: 'deleteSlots', serviceId: id, slots: range(slots.length + 1, old.slots.length) });
     if (maglevDropped) steps.cleanup.push({ op: 'deleteMaglev', serviceId: id });
-    count(referenced(old), -1);
-    count(referenced(service), +1);
+    count(old, -1);
+    count(service, +1);
   }
 
   // Backends nobody references any more; a full plan also collects those an adopted state left unreferenced.
   const unreferenced = new Set<number>();
-  for (const [id, change] of refChanges) if (change < 0 && (index.refs.get(id) ?? 0) + change <= 0) unreferenced.add(id);
-  if (collectAll) for (const id of current.backends.keys()) if (!index.refs.has(id) && !refChanges.has(id)) unreferenced.add(id);
+  for (const [id, change] of refChanges) if (change < 0 && index.refs.get(id) + change <= 0) unreferenced.add(id);
+  if (collectAll) for (const id of current.backends.keys()) if (index.refs.get(id) === 0 && !refChanges.has(id)) unreferenced.add(id);
   const deletions = [...unreferenced].filter((id) => current.backends.has(id)).sort((a, b) => a - b);
   for (const id of deletions) delta.backends.set(id, undefined);
 
-  const upserts = [...delta.backends.values()].filter((b) => b !== undefined).sort((a, b) => a.id - b.id);
+  const rewritten = [...delta.backends.values()].filter((b) => b !== undefined).sort((a, b) => a.id - b.id);
+  const upserts = rewritten.length === 0 ? added : mergeById(added, rewritten);
   const ops: Op[] = [
     ...upserts.map((backend): Op => ({ op: 'upsertBackend', backend })),
     ...steps.slots,
@@ -416,7 +460,20 @@ function planChanges(
     ...steps.cleanup,
     ...deletions.map((id): Op => ({ op: 'deleteBackend', id })),
   ];
+  plannedIdentities.set(delta, { state: current, identities: newIds });
   return { ops, delta, problems };
+}
+
+const datapathBackend = (id: number, { address, port, protocol, state }: Backend, local: boolean): DatapathBackend =>
+  local ? { id, address, port, protocol, state, local } : { id, address, port, protocol, state };
+
+/** Two lists in id order as one. */
+function mergeById(a: readonly DatapathBackend[], b: readonly DatapathBackend[]): DatapathBackend[] {
+  const out: DatapathBackend[] = [];
+  let i = 0;
+  let j = 0;
+  while (i < a.length || j < b.length) out.push(j === b.length || (i < a.length && a[i]!.id < b[j]!.id) ? a[i++]! : b[j++]!);
+  return out;
 }
 
 /** The backends without a repeated identity (the first is kept); the input itself when none repeats, as the model gives. */
