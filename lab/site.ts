@@ -71,6 +71,8 @@ const childArgs = (): string[] => {
   return existsSync(js) ? [js] : ['--import', 'tsx', new URL('./site-child.ts', import.meta.url).pathname];
 };
 
+/** An [IPv4, IPv6] pair on the site's /24 and /64 networks. */
+const cidrs = (ips: readonly string[]) => [`${ips[0]}/24`, `${ips[1]}/64`];
 const url = (ip: string, port: number) => (ip.includes(':') ? `http://[${ip}]:${port}/` : `http://${ip}:${port}/`);
 
 export class Site {
@@ -114,7 +116,6 @@ export class Site {
       const etcd = await lab.host('etcd');
       const lanClient = await lab.host('lan-client');
       const wanClient = await lab.host('wan-client');
-      const cidrs = (ips: readonly string[]) => [`${ips[0]}/24`, `${ips[1]}/64`];
       await lab.attach(router, lan, { ifname: 'eth0', addresses: cidrs(SITE.lan.router) });
       await lab.attach(etcd, lan, { ifname: 'eth0', addresses: cidrs(SITE.lan.etcd) });
       await lab.attach(lanClient, lan, { ifname: 'eth0', addresses: cidrs(SITE.lan.client) });
@@ -129,7 +130,7 @@ export class Site {
       for (const n of site.nodes) {
         const pod = await lab.host(`pod-${n.index}`);
         const ips = SITE.pod(n.index);
-        await lab.link(n.host, pod, { a: { ifname: 'eth1', addresses: [`${SITE.podGateway(n.index)[0]}/24`, `${SITE.podGateway(n.index)[1]}/64`] }, b: { ifname: 'eth0', addresses: [`${ips[0]}/24`, `${ips[1]}/64`] } });
+        await lab.link(n.host, pod, { a: { ifname: 'eth1', addresses: cidrs(SITE.podGateway(n.index)) }, b: { ifname: 'eth0', addresses: cidrs(ips) } });
         for (const via of SITE.podGateway(n.index)) await pod.addRoute('default', { via });
         const server = await pod.spawn(`pod-${n.index}`, process.execPath, [...childArgs(), 'serve', `pod-${n.index}`, ...SITE.podPorts.map(String)]);
         await server.waitForLog(`listening on ${SITE.podPorts.at(-1)}`, 20_000);
@@ -149,7 +150,7 @@ export class Site {
     const name = `node-${index}`;
     const host = await this.lab.host(name, { forwarding: true });
     const ips = SITE.node(index);
-    await this.lab.attach(host, this.lan, { ifname: 'eth0', addresses: [`${ips[0]}/24`, `${ips[1]}/64`] });
+    await this.lab.attach(host, this.lan, { ifname: 'eth0', addresses: cidrs(ips) });
     // A link that goes down and up keeps its IPv6 addresses, as IPv4 ones are kept (the kernel's default flushes them).
     await this.lab.must(['ip', 'netns', 'exec', host.namespace, 'sysctl', '-qw', 'net.ipv6.conf.eth0.keep_addr_on_down=1']);
     const link = JSON.parse((await host.exec('ip', ['-j', 'link', 'show', 'eth0'])).stdout) as { address: string }[];
@@ -224,12 +225,20 @@ export class Site {
   }
 
   async restartRouter(downMs = 0): Promise<void> {
-    this.birdProcess?.kill('SIGKILL');
-    await this.birdProcess?.exited;
-    // BIRD left its kernel routes behind (it died without a chance to remove them): a real reboot loses them too.
-    for (const family of ['-4', '-6']) await this.router.exec('ip', [family, 'route', 'flush', 'proto', 'bird']);
+    await this.stopRouter();
     await sleep(downMs);
     await this.startRouter();
+  }
+
+  /**
+   * BIRD killed and its kernel routes flushed, until `startRouter`: the router's address and BGP
+   * port are free for another speaker (the fault-injection suite's malformed-message peer).
+   */
+  async stopRouter(): Promise<void> {
+    this.birdProcess?.kill('SIGKILL');
+    await this.birdProcess?.exited;
+    // BIRD died without a chance to remove its kernel routes: a real reboot loses them too.
+    for (const family of ['-4', '-6']) await this.router.exec('ip', [family, 'route', 'flush', 'proto', 'bird']);
   }
 
   birdc(command: string): Promise<string> {
