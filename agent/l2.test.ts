@@ -104,14 +104,16 @@ describe('L2Announcer', () => {
     await store.apply({ apiVersion: 'beacon.io/v1alpha1', kind: 'L2AnnouncementPolicy', metadata: { name: 'all' }, spec: {} });
     for (let i = 0; i < services; i++) await store.apply(svc(`s${i}`, `198.18.${i >> 7}.${100 + (i & 127)}`));
     const told: { node: string; ref: ObjectRef; e: RecordedEvent }[] = [];
+    const logged: { node: string; line: Record<string, unknown> }[] = [];
     const nodes = await Promise.all(names.map(async (name) => {
+      const log = createLogger({ level: 'info', destination: new Writable({ write: (c: Buffer, _e, done) => done(void logged.push({ node: name, line: JSON.parse(c.toString()) as Record<string, unknown> })) }) });
       const reflectors = ['L2AnnouncementPolicy', 'Service', 'EndpointSlice'].map((k) => new Reflector(store, k));
       await Promise.all(reflectors.map((r) => r.start()));
       const [policies, services, slices] = reflectors as [Reflector, Reflector, Reflector];
       const responder = new FakeResponder();
       const interfaces = new FakeInterfaces();
       const leases = new Flaky(store.leases, watch);
-      const announcer = new L2Announcer({ nodeName: name, nodeLabels: () => ({}), leases, policies, services, slices, responder, interfaces, log: quiet, metrics: createMetrics(), timing, electionSliceMs, events: { record: (ref, e) => void told.push({ node: name, ref, e }) } });
+      const announcer = new L2Announcer({ nodeName: name, nodeLabels: () => ({}), leases, policies, services, slices, responder, interfaces, log, metrics: createMetrics(), timing, electionSliceMs, events: { record: (ref, e) => void told.push({ node: name, ref, e }) } });
       announcer.start();
       cleanup.push(async () => {
         await announcer.stop();
@@ -119,7 +121,7 @@ describe('L2Announcer', () => {
       });
       return { name, announcer, responder, interfaces, leases };
     }));
-    return { store, nodes, told };
+    return { store, nodes, told, logged };
   }
 
   /** Every IP answered by exactly one node, and who. */
@@ -186,9 +188,11 @@ describe('L2Announcer', () => {
   });
 
   for (const watch of [false, true]) it(`fences: a node that cannot renew stops answering before another node starts (${watch ? 'lease watch' : 'polling'})`, async () => {
-    const { nodes } = await cluster(['a', 'b'], { watch });
+    const { nodes, logged } = await cluster(['a', 'b'], { watch });
     await settled(nodes);
     const [a, b] = nodes as [(typeof nodes)[0], (typeof nodes)[0]];
+    const mine = a.responder.answering();
+    const before = logged.length;
     a.leases.down = true;
     const deadline = Date.now() + 3000;
     let quietAt: number | undefined;
@@ -203,6 +207,10 @@ describe('L2Announcer', () => {
     expect(quietAt).toBeDefined();
     expect(takenAt).toBeDefined();
     expect(quietAt!).toBeLessThanOrEqual(takenAt!);
+    // a says why it went quiet: the fence, not the election (which still named it when it stopped).
+    const stops = logged.slice(before).filter((l) => l.node === 'a' && l.line.msg === 'stopped announcing');
+    expect(stops.map((l) => l.line.ip).sort()).toEqual([...mine].sort());
+    expect(new Set(stops.map((l) => l.line.reason))).toEqual(new Set(['fenced']));
     a.leases.down = false; // a comes back and takes its share again
     await eventually(() => expect(a.responder.answering().length).toBeGreaterThan(0));
     // With the watch, a's silent lease ran out on b's clock: no list was ever needed.

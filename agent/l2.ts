@@ -393,7 +393,8 @@ export class L2Announcer {
       }
     }
     for (const ip of this.answering.keys()) {
-      if (!next.has(ip)) this.deps.log.info({ ip, reason: this.election.get(ip)?.reason ?? 'gone' }, 'stopped announcing');
+      // Fenced, the election may still name this node: the reason is the fence, not the election.
+      if (!next.has(ip)) this.deps.log.info({ ip, reason: fenced && this.mine.has(ip) ? 'fenced' : (this.election.get(ip)?.reason ?? 'gone') }, 'stopped announcing');
     }
     const changed = next.size !== this.answering.size || [...next].some(([ip, ifs]) => this.answering.get(ip) !== ifs);
     this.answering = next;
