@@ -218,6 +218,47 @@ describe('L2Announcer', () => {
     else expect(b.leases.lists).toBeGreaterThan(0);
   });
 
+  for (const watch of [false, true]) it(`after a store outage every node had, its IPs stay where they were: no move, never two answering (${watch ? 'lease watch' : 'polling'})`, async () => {
+    const { nodes, logged } = await cluster(['a', 'b', 'c'], { watch });
+    await settled(nodes);
+    const before = owners(nodes);
+    for (const n of nodes) n.leases.down = true;
+    await eventually(() => expect(owners(nodes).size).toBe(0));
+    await sleep(2 * timing.leaseDurationMs); // every lease has run out in the store
+    const backAt = logged.length;
+    // The nodes reach the store again one after another, as they do after an etcd restart.
+    for (const n of nodes) {
+      n.leases.down = false;
+      await sleep(timing.renewMs);
+    }
+    const deadline = Date.now() + 4 * timing.leaseDurationMs;
+    while (Date.now() < deadline) {
+      const seen = owners(nodes);
+      expect([...seen].filter(([, w]) => w.length > 1)).toEqual([]);
+      await sleep(5);
+    }
+    expect(owners(nodes)).toEqual(before);
+    const moves = logged.slice(backAt).filter((l) => l.line.msg === 'announcing' && l.line.cause !== 'new');
+    expect(moves.map((l) => `${l.node} took ${String(l.line.ip)} from ${String(l.line.previous)}`)).toEqual([]);
+  });
+
+  it('after a store outage, the IPs of a node that did not come back move once the grace of one lease duration ends', async () => {
+    const { nodes } = await cluster(['a', 'b', 'c'], { watch: true });
+    await settled(nodes);
+    const [a, b, c] = nodes as [(typeof nodes)[0], (typeof nodes)[0], (typeof nodes)[0]];
+    const ofC = c.responder.answering();
+    for (const n of nodes) n.leases.down = true;
+    await sleep(2 * timing.leaseDurationMs);
+    const backAt = Date.now();
+    a.leases.down = false;
+    b.leases.down = false; // c stays cut off: for the others it died in the outage
+    await eventually(() => expect(new Set([...a.responder.answering(), ...b.responder.answering()]).size).toBe(20), 4 * timing.leaseDurationMs);
+    const tookMs = Date.now() - backAt;
+    expect(tookMs).toBeGreaterThanOrEqual(timing.leaseDurationMs - timing.scanMs);
+    expect(ofC.length).toBeGreaterThan(0);
+    expect(c.responder.answering()).toEqual([]);
+  });
+
   it('with a stalled lease watch never takes over from a live node, and catches up when it resumes', async () => {
     const { nodes } = await cluster(['a', 'b'], { watch: true });
     await settled(nodes);

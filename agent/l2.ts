@@ -139,6 +139,15 @@ export class L2Announcer {
   private badCandidacy = new Set<string>();
   /** The node leases as the store's lease watch last told them (watch mode only). */
   private watched: Lease[] | undefined;
+  /** Wall time of this node's last renewal that reached the store (0: none yet). */
+  private renewedAtMs = 0;
+  /**
+   * Set while this node could not reach the store, and for one lease duration after it could
+   * again (`graceUntilMs`): leases that ran out since `sinceMs` still count as live then, because
+   * their holders were most likely cut off by the same outage and are about to renew. Judging
+   * them dead at once would move their IPs here and back again (two answering, twice).
+   */
+  private cutOff: { sinceMs: number; graceUntilMs?: number } | undefined;
 
   constructor(private readonly deps: L2Deps) {
     this.timing = { ...defaultL2Timing, ...deps.timing };
@@ -247,6 +256,8 @@ export class L2Announcer {
     try {
       const { held, lease } = await this.deps.leases.acquireOrRenew(this.lease, this.deps.nodeName, this.timing.leaseDurationMs, JSON.stringify(this.candidacy()));
       if (held && !this.stopped) {
+        this.renewedAtMs = Date.now();
+        if (this.cutOff && this.cutOff.graceUntilMs === undefined) this.cutOff.graceUntilMs = this.renewedAtMs + this.timing.leaseDurationMs;
         const fence = started + msToNs(this.timing.leaseDurationMs - this.timing.marginMs);
         if (fence > this.fenceNs) {
           const wasFenced = this.fenceNs <= monotonicNs();
@@ -259,6 +270,7 @@ export class L2Announcer {
         this.deps.log.error({ lease: this.lease, holder: lease.holder }, 'another process holds this node\'s L2 lease (same --node-name?); not announcing');
       }
     } catch (e) {
+      if (this.renewedAtMs > 0) this.cutOff = { sinceMs: this.cutOff?.sinceMs ?? this.renewedAtMs };
       this.deps.metrics.l2RenewFailures.inc();
       this.deps.log.warn({ err: (e as Error).message }, 'L2 liveness lease renewal failed; answering stops when the last renewal runs out');
     }
@@ -314,10 +326,13 @@ export class L2Announcer {
   /** The live nodes among `leases` at time `at` (epoch ms); recompute when they changed. */
   private judge(leases: readonly Lease[], at: number): void {
     if (this.stopped) return;
+    if (this.cutOff?.graceUntilMs !== undefined && at >= this.cutOff.graceUntilMs) this.cutOff = undefined;
+    const ranOutLive = this.cutOff?.sinceMs ?? Infinity;
     const live: LiveNode[] = [];
     for (const l of leases) {
       const name = l.name.slice(l2LeasePrefix.length);
-      if (l.holder !== name || l.renewedAt + l.durationMs <= at) continue;
+      const expiresAt = l.renewedAt + l.durationMs;
+      if (l.holder !== name || (expiresAt <= at && expiresAt <= ranOutLive)) continue;
       this.lastSeen.set(name, l.renewedAt);
       const candidacy = parseCandidacy(l.data);
       if (!candidacy) {
