@@ -83,7 +83,6 @@ class Flaky implements LeaseStore {
 }
 
 const timing = { leaseDurationMs: 400, renewMs: 80, scanMs: 40, marginMs: 100, handoverMs: 150 };
-const quiet = createLogger({ level: 'warn', destination: new Writable({ write: (_c, _e, done) => done() }) });
 
 const svc = (name: string, ip: string, extra: Record<string, unknown> = {}): StoredObject => ({
   apiVersion: 'v1',
