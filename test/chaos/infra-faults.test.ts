@@ -2,10 +2,10 @@
 // 50 changes a second, a flood of malformed ARP/NDP frames and a peer sending malformed BGP messages, each
 // under traffic on the example site, followed by the shared invariants (invariants.ts) and the
 // reason the agents give. BEACON_CHAOS_SOAK=N repeats each fault N times.
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
-import { SITE, type Site } from '../../lab/index.js';
+import { describe, expect, it } from 'vitest';
+import { SITE } from '../../lab/index.js';
 import type { StatusView } from '../../agent/local-api.js';
-import { buildSite, checkSettled, expectServed, faultTimeout, logLines, ROUNDS, runChild, settle, statusOf, underTraffic, type Baseline } from './invariants.js';
+import { checkSettled, expectServed, faultTimeout, logLines, ROUNDS, runChild, statusOf, underTraffic, useSite } from './invariants.js';
 
 interface PeerView {
   readonly state: string;
@@ -14,44 +14,30 @@ interface PeerView {
 }
 
 describe('chaos: etcd, router, churn and floods under traffic', () => {
-  let site: Site | undefined;
-  let baseline: Baseline;
-  let failed = false;
+  const suite = useSite('infra-faults');
 
-  beforeAll(async () => {
-    site = await buildSite('infra-faults');
-    baseline = await settle(site);
-  }, 240_000);
-  afterEach((ctx) => {
-    if (ctx.task.result?.state === 'fail') failed = true;
-  });
-  afterAll(async () => {
-    if (failed && site) console.log(`[infra-faults] logs kept in ${site.dir}`);
-    await site?.destroy(failed);
-  }, 60_000);
-
-  const routerProtocols = async () => (await site!.birdc('show protocols')).split('\n').filter((l) => /^node_\d/.test(l));
+  const routerProtocols = async () => (await suite.site.birdc('show protocols')).split('\n').filter((l) => /^node_\d/.test(l));
 
   it('etcd restart (3 s down): agents report the outage, keep every IP and fence nothing wrongly', async () => {
-    const s = site!;
+    const s = suite.site;
     for (let round = 1; round <= ROUNDS; round++) {
       const label = `etcd restart, round ${round}`;
-      const { faultAt } = await underTraffic(s, baseline, label, () => s.restartEtcd(3_000));
+      const { faultAt } = await underTraffic(s, suite.baseline, label, () => s.restartEtcd(3_000));
       // The reason: each agent logged failed lease renewals, and its status says the store answers again.
       for (const n of s.nodes) {
         expect(logLines(n, 'L2 liveness lease renewal failed; answering stops when the last renewal runs out', faultAt).length, `${n.name} logs the failed renewals`).toBeGreaterThan(0);
         await s.until(async () => (await statusOf(s, n)).store.ok, 20_000, () => `${n.name}'s status to show the store reachable`);
       }
-      await checkSettled(s, baseline, label, faultAt);
+      await checkSettled(s, suite.baseline, label, faultAt);
     }
   }, faultTimeout(90_000));
 
   it('router restart (BIRD killed, 2 s down): every node re-establishes and the routes come back', async () => {
-    const s = site!;
+    const s = suite.site;
     for (let round = 1; round <= ROUNDS; round++) {
       const label = `router restart, round ${round}`;
-      const { faultAt } = await underTraffic(s, baseline, label, () => s.restartRouter(2_000));
-      await checkSettled(s, baseline, label, faultAt);
+      const { faultAt } = await underTraffic(s, suite.baseline, label, () => s.restartRouter(2_000));
+      await checkSettled(s, suite.baseline, label, faultAt);
       // The reason: each agent logged its session going down and established again, and shows it.
       for (const n of s.nodes) {
         const states = logLines(n, 'BGP session state', faultAt).map((l) => l.state);
@@ -66,12 +52,12 @@ describe('chaos: etcd, router, churn and floods under traffic', () => {
   }, faultTimeout(90_000));
 
   it('backend churn at 50 changes a second for 6 s: traffic flows, the datapath ends as it began', async () => {
-    const s = site!;
+    const s = suite.site;
     const before = await Promise.all(s.nodes.map(async (n) => (await statusOf(s, n)).kpr));
     for (let round = 1; round <= ROUNDS; round++) {
       const label = `backend churn, round ${round}`;
       let churn: { changes: number; seconds: number; errors: number; restored: number } | undefined;
-      const { outcomes, faultAt } = await underTraffic(s, baseline, label, async () => {
+      const { outcomes, faultAt } = await underTraffic(s, suite.baseline, label, async () => {
         churn = await runChild(s.etcd, 'churn-child.ts', ['churn', s.etcdEndpoint, '50', '6'], 60_000);
       }, 1_000);
       console.log(`[${label}] ${JSON.stringify(churn)}`);
@@ -80,7 +66,7 @@ describe('chaos: etcd, router, churn and floods under traffic', () => {
       // whose backend leaves mid-request is balanced again and reset by the new backend (docs/kpr.md,
       // connection tracking): tolerated, and counted in the output.
       expectServed(outcomes, faultAt, 'during the churn', ['timeout', 'ECONNRESET']);
-      await checkSettled(s, baseline, label, faultAt);
+      await checkSettled(s, suite.baseline, label, faultAt);
       let after: StatusView['kpr'][] = [];
       await s.until(async () => {
         after = await Promise.all(s.nodes.map(async (n) => (await statusOf(s, n)).kpr));
@@ -90,11 +76,11 @@ describe('chaos: etcd, router, churn and floods under traffic', () => {
   }, faultTimeout(60_000));
 
   it('a flood of 20,000 malformed ARP/NDP frames on the LAN: no crash, one answer per IP', async () => {
-    const s = site!;
+    const s = suite.site;
     for (let round = 1; round <= ROUNDS; round++) {
       const label = `L2 flood, round ${round}`;
       let flood: { sent: number; errors: number } | undefined;
-      const { outcomes, faultAt } = await underTraffic(s, baseline, label, async () => {
+      const { outcomes, faultAt } = await underTraffic(s, suite.baseline, label, async () => {
         flood = await runChild(s.lanClient, 'flood-child.ts', ['l2', 'eth0', '20000', String(round)], 60_000);
       }, 1_000);
       console.log(`[${label}] ${JSON.stringify(flood)}`);
@@ -102,18 +88,18 @@ describe('chaos: etcd, router, churn and floods under traffic', () => {
       // The responders share their receive queues with the flood: a client's ARP request may be
       // dropped with it (the client asks again), so a request may time out while it lasts.
       expectServed(outcomes, faultAt, 'during the flood');
-      await checkSettled(s, baseline, label, faultAt);
+      await checkSettled(s, suite.baseline, label, faultAt);
     }
   }, faultTimeout(90_000));
 
   it('a peer sending malformed BGP messages: every agent answers with a NOTIFICATION, no crash, routes return', async () => {
-    const s = site!;
+    const s = suite.site;
     for (let round = 1; round <= ROUNDS; round++) {
       const label = `BGP flood, round ${round}`;
       let flood: { connections: Record<string, number>; sent: number; replies: Record<string, number> } | undefined;
       // BIRD makes way for a peer on its address that answers each agent's connection with an OPEN
       // and then fuzzed messages; the agents reconnect (connect retry 2 s) and meet it again.
-      const { faultAt } = await underTraffic(s, baseline, label, async () => {
+      const { faultAt } = await underTraffic(s, suite.baseline, label, async () => {
         await s.stopRouter();
         try {
           flood = await runChild(s.router, 'flood-child.ts', ['bgp', SITE.lan.router[0], String(SITE.routerASN), '10', String(round)], 60_000);
@@ -125,7 +111,7 @@ describe('chaos: etcd, router, churn and floods under traffic', () => {
       for (const n of s.nodes) expect(flood!.connections[SITE.node(n.index)[0]], `connections from ${n.name}`).toBeGreaterThan(0);
       // RFC 4271 section 6 (and RFC 7606 for UPDATEs): an error the session cannot continue after is answered with a NOTIFICATION.
       expect(Object.keys(flood!.replies).some((k) => k.startsWith('notification:'))).toBe(true);
-      await checkSettled(s, baseline, label, faultAt);
+      await checkSettled(s, suite.baseline, label, faultAt);
       // The reason: each agent logged why its session went down, and it is established again.
       for (const n of s.nodes) {
         expect(logLines(n, 'BGP session state', faultAt).at(-1)?.state, `${n.name}'s last session state`).toBe('established');

@@ -4,7 +4,7 @@
 // bound; no crash). Recovery times are printed, never asserted beyond the generous bound.
 import { readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { expect } from 'vitest';
+import { afterAll, afterEach, beforeAll, expect } from 'vitest';
 import type { L2AnnouncementView } from '../../agent/l2.js';
 import type { ServiceView, StatusView } from '../../agent/local-api.js';
 import { failoverSeconds, onLan, Site, tally, type LabHost, type SiteNode } from '../../lab/index.js';
@@ -38,6 +38,39 @@ export const faultTimeout = (perRoundMs: number): number => perRoundMs * ROUNDS 
 /** The example site (`examples/lab`) with its progress on the test output. */
 export function buildSite(label: string): Promise<Site> {
   return Site.build({ beaconBin, manifests: [join(root, 'examples', 'lab')], progress: (line) => console.log(`[${label}] ${line}`) });
+}
+
+/**
+ * One settled site for the enclosing `describe`: built and settled before its tests, destroyed
+ * after them (its logs kept, and their folder printed, when a test failed).
+ */
+export function useSite(label: string): { readonly site: Site; readonly baseline: Baseline } {
+  let site: Site | undefined;
+  let baseline: Baseline | undefined;
+  let failed = false;
+  beforeAll(async () => {
+    site = await buildSite(label);
+    baseline = await settle(site);
+  }, 240_000);
+  afterEach((ctx) => {
+    if (ctx.task.result?.state === 'fail') failed = true;
+  });
+  afterAll(async () => {
+    if (failed && site) console.log(`[${label}] logs kept in ${site.dir}`);
+    await site?.destroy(failed);
+  }, 60_000);
+  const built = <T>(value: T | undefined): T => {
+    if (value === undefined) throw new Error(`[${label}] the site was not built`);
+    return value;
+  };
+  return {
+    get site() {
+      return built(site);
+    },
+    get baseline() {
+      return built(baseline);
+    },
+  };
 }
 
 /** What must survive every fault: each service's IPs, and which IPs are answered on L2 or routed. */
